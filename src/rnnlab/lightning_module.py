@@ -1,0 +1,101 @@
+"""The LightningModule: one shared ``_step(batch, stage)``; loss and metrics chosen by the data's task.
+
+- regression: MSE loss, ``<stage>/mse``;
+- classification: cross-entropy, ``<stage>/acc`` (per sequence, or per step when ``readout="all"``);
+- language_modeling: cross-entropy per token, ``<stage>/ppl``; the recurrent state is carried
+  across the contiguous chunks of an epoch (detached between steps: truncated BPTT) and reset at
+  the start of every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchmetrics import MeanSquaredError, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.text import Perplexity
+
+from rnnlab.data.base import IGNORE_INDEX, DataSpec
+from rnnlab.model import SequenceModel
+
+STAGES = ("train", "val", "test")
+
+
+def _metrics(spec: DataSpec) -> MetricCollection:
+    if spec.task == "regression":
+        return MetricCollection({"mse": MeanSquaredError()})
+    if spec.task == "classification":
+        return MetricCollection({"acc": MulticlassAccuracy(spec.output_size, average="micro",
+                                                           ignore_index=IGNORE_INDEX)})
+    return MetricCollection({"ppl": Perplexity(ignore_index=IGNORE_INDEX)})
+
+
+class SequenceLightningModule(L.LightningModule):
+    """Trains a :class:`SequenceModel` on the task its data spec names."""
+
+    def __init__(self, model: SequenceModel, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
+        super().__init__()
+        self.model, self.spec = model, model.spec
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        # keyed "<stage>_metrics": a ModuleDict key "train" would shadow nn.Module.train
+        self.metrics = nn.ModuleDict({f"{s}_metrics": _metrics(self.spec).clone(prefix=f"{s}/") for s in STAGES})
+        self._carried: dict[str, tuple[Tensor, ...] | None] = {s: None for s in STAGES}
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
+        return self.model(x, lengths, state)
+
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        x, y, lengths = batch["x"], batch["y"], batch.get("lengths")
+        language_modeling = self.spec.task == "language_modeling"
+        state = self._carried[stage] if language_modeling else None
+        if state is not None and state[0].shape[1] != x.shape[0]:
+            state = None  # a batch of another size cannot continue these streams
+        pred, state = self.model(x, lengths, state)  # (B, O) or (B, T, O)
+        if language_modeling:
+            self._carried[stage] = tuple(s.detach() for s in state)
+        if self.spec.task == "regression":
+            loss = F.mse_loss(pred, y)
+        else:
+            flat_pred, flat_y = (pred.flatten(0, 1), y.flatten()) if pred.dim() == 3 else (pred, y)
+            loss = F.cross_entropy(flat_pred, flat_y, ignore_index=IGNORE_INDEX)
+            if not language_modeling:  # Perplexity wants (B, T, V); accuracy wants flat rows
+                pred, y = flat_pred, flat_y
+        B = x.shape[0]
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
+                 batch_size=B, sync_dist=stage != "train")
+        self.metrics[f"{stage}_metrics"].update(pred.detach(), y)
+        self.log_dict(self.metrics[f"{stage}_metrics"], on_step=False, on_epoch=True, batch_size=B)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        return self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        return self._step(batch, "test")
+
+    def _reset_carry(self, stage: str) -> None:
+        self._carried[stage] = None
+
+    def on_train_epoch_start(self) -> None:
+        self._reset_carry("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_carry("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_carry("test")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}

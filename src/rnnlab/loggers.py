@@ -1,0 +1,74 @@
+"""Builds the configured Lightning logger; W&B never blocks.
+
+Without an API key (``WANDB_API_KEY`` or a ``wandb login`` entry in ~/.netrc) and with no
+``WANDB_MODE`` set, W&B runs offline: it writes a real run under ``<run dir>/wandb`` that
+``wandb sync`` uploads later and ``wandb leet`` browses in a terminal. An online run whose
+start fails falls back to offline, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+WANDB_TARGET = "lightning.pytorch.loggers.WandbLogger"
+
+
+def wandb_api_key_available() -> bool:
+    """True when W&B could authenticate without prompting."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def _is_wandb(cfg: DictConfig) -> bool:
+    target = cfg.get("_target_")
+    return target is not None and get_class(target).__name__ == "WandbLogger"
+
+
+def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group: str | None):
+    """The logger for this run, or False (Lightning's "no logger") when ``logger=none``."""
+    if cfg is None:
+        return False
+    if not _is_wandb(cfg):
+        return instantiate(cfg, save_dir=str(output_dir))
+    kwargs = OmegaConf.to_container(cfg, resolve=True)
+    kwargs["name"] = kwargs.get("name") or run_name
+    kwargs["group"] = kwargs.get("group") or group
+    kwargs.setdefault("save_dir", str(output_dir))
+    mode = os.environ.get("WANDB_MODE")
+    if mode is None and not wandb_api_key_available():
+        log.info("W&B: no API key found, running offline in %s/wandb (upload later with `wandb sync`, "
+                 "browse with `wandb leet`)", output_dir)
+        mode = "offline"
+    if mode in ("offline", "dryrun"):
+        kwargs["offline"] = True
+    logger = instantiate(kwargs)
+    if mode not in ("offline", "dryrun", "disabled"):
+        try:
+            logger.experiment  # starts the run now, so a network or login failure shows here
+        except Exception as error:  # noqa: BLE001 - any failure to start falls back to offline
+            log.warning("W&B: could not start an online run (%s); falling back to offline", error)
+            kwargs["offline"] = True
+            os.environ["WANDB_MODE"] = "offline"
+            logger = instantiate(kwargs)
+    return logger
+
+
+def finish_wandb() -> None:
+    """Close the current W&B run, if any, so the next run of a sweep starts a new one."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()

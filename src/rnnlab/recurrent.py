@@ -1,0 +1,217 @@
+"""The recurrent layer: any cell over time, stacked, in one or two directions, unrolled or fused.
+
+``impl="unrolled"`` runs our cells step by step (what the diagnostics hook into);
+``impl="fused"`` runs the cell's ``torch.nn`` counterpart (cuDNN on a GPU). Both hold the same
+parameters: the fused module is initialised from the same cells, so one seed gives one model, and
+state dicts load across implementations (keys are converted on load).
+
+State, for both implementations, is torch's layout: a tuple with one (L·D, B, H) tensor per state
+name of the cell ((h,) or (h, c)), index ``layer * D + direction``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnlab.cells.base import RecurrentCell, State
+
+IMPLS = ("unrolled", "fused")
+PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+# observer(layer, direction, step, h_t): called for every h_t when set (diagnostics); ``step`` counts
+# in processing order, so for the reverse direction step s is time T_b − 1 − s of sample b.
+Observer = Callable[[int, int, int, Tensor], None]
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of x (B, T, ...) within its valid length; padding stays in place."""
+    if lengths is None:
+        return x.flip(1)
+    T = x.shape[1]
+    t = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
+    lengths = lengths.to(x.device).unsqueeze(1)  # (B, 1)
+    index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+class RecurrentLayer(nn.Module):
+    """``num_layers`` stacked single-layer cells, optionally bidirectional, dropout between layers."""
+
+    def __init__(self, cell: Callable[[int, int], RecurrentCell], input_size: int, hidden_size: int,
+                 num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
+                 impl: str = "unrolled") -> None:
+        super().__init__()
+        if impl not in IMPLS:
+            raise ValueError(f"model.impl must be one of {IMPLS}, got {impl!r}")
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"model.num_layers must be a positive integer, got {num_layers!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1), got {dropout!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.num_layers, self.bidirectional, self.impl = num_layers, bool(bidirectional), impl
+        self.num_directions = 2 if bidirectional else 1
+        self.dropout_p = float(dropout)
+        D = self.num_directions
+        cells = [cell(input_size if layer == 0 else hidden_size * D, hidden_size)
+                 for layer in range(num_layers) for _ in range(D)]
+        self._cell_factory = cell
+        self.cell_type = type(cells[0])
+        self.state_names = cells[0].state_names
+        self.observer: Observer | None = None
+        if impl == "unrolled":
+            self.cells = nn.ModuleList(cells)
+            self.dropout = nn.Dropout(self.dropout_p)
+        else:
+            for c in cells:
+                c.prepare_for_fused()
+            proto = cells[0]
+            self.rnn = proto.fused(input_size, hidden_size, num_layers, bias=proto.bias, batch_first=True,
+                                   dropout=self.dropout_p if num_layers > 1 else 0.0,
+                                   bidirectional=self.bidirectional, **proto.fused_kwargs())
+            with torch.no_grad():  # same initial weights as the unrolled cells built from this seed
+                for key, value in self._cells_to_fused({f"cells.{i}.{n}": p for i, c in enumerate(cells)
+                                                        for n, p in c.named_parameters()}).items():
+                    self.rnn.get_parameter(key.removeprefix("rnn.")).copy_(value)
+        self.register_load_state_dict_pre_hook(self._convert_keys_on_load)
+
+    # ---- parameter names across implementations -------------------------------------------------
+    def _fused_key(self, index: int, name: str) -> str:
+        layer, direction = divmod(index, self.num_directions)
+        return f"rnn.{name}_l{layer}{'_reverse' if direction else ''}"
+
+    def _cells_to_fused(self, sd: dict[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+        out = {}
+        for i in range(self.num_layers * self.num_directions):
+            for name in PARAM_NAMES:
+                if f"{prefix}cells.{i}.{name}" in sd:
+                    out[prefix + self._fused_key(i, name)] = sd[f"{prefix}cells.{i}.{name}"]
+        return out
+
+    def _fused_to_cells(self, sd: dict[str, Tensor], prefix: str = "") -> dict[str, Tensor]:
+        out = {}
+        for i in range(self.num_layers * self.num_directions):
+            for name in PARAM_NAMES:
+                if prefix + self._fused_key(i, name) in sd:
+                    out[f"{prefix}cells.{i}.{name}"] = sd[prefix + self._fused_key(i, name)]
+        return out
+
+    def _convert_keys_on_load(self, module, state_dict, prefix, *args) -> None:
+        """Let a checkpoint of one implementation load into the other."""
+        has_cells = any(k.startswith(prefix + "cells.") for k in state_dict)
+        has_fused = any(k.startswith(prefix + "rnn.") for k in state_dict)
+        if self.impl == "fused" and has_cells and not has_fused:
+            converted = self._cells_to_fused(state_dict, prefix)
+        elif self.impl == "unrolled" and has_fused and not has_cells:
+            converted = self._fused_to_cells(state_dict, prefix)
+        else:
+            return
+        for k in [k for k in state_dict if k.startswith(prefix + ("cells." if has_cells else "rnn."))]:
+            del state_dict[k]
+        state_dict.update(converted)
+
+    def _build_cells(self) -> list[RecurrentCell]:
+        D = self.num_directions
+        return [self._cell_factory(self.input_size if layer == 0 else self.hidden_size * D, self.hidden_size)
+                for layer in range(self.num_layers) for _ in range(D)]
+
+    def unrolled_cells(self) -> list[RecurrentCell]:
+        """Our cells with this layer's current weights (fresh copies when fused), index layer·D + direction."""
+        if self.impl == "unrolled":
+            return list(self.cells)
+        cells = self._build_cells()
+        sd = self._fused_to_cells({f"rnn.{k}": v.detach() for k, v in self.rnn.named_parameters()})
+        for i, c in enumerate(cells):
+            c.prepare_for_fused()
+            c.load_state_dict({n: sd[f"cells.{i}.{n}"] for n, _ in c.named_parameters()})
+            c.to(device=self.rnn.weight_hh_l0.device, dtype=self.rnn.weight_hh_l0.dtype)
+        return cells
+
+    # ---- forward ----------------------------------------------------------------------------------
+    def init_state(self, batch: int, device=None, dtype=None) -> State:
+        """Zero state in torch's layout: one (L·D, B, H) tensor per state name."""
+        p = next(self.parameters())
+        return tuple(torch.zeros(self.num_layers * self.num_directions, batch, self.hidden_size,
+                                 device=device or p.device, dtype=dtype or p.dtype) for _ in self.state_names)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None,
+                state: State | None = None) -> tuple[Tensor, State]:
+        """x (B, T, I), lengths (B,) or None, state as :meth:`init_state` -> out (B, T, D·H), final state.
+
+        With ``lengths``, steps past a sequence's end neither update its state nor produce output (their
+        rows of ``out`` are zero), exactly as packing does for the fused module.
+        """
+        B, T, _ = x.shape
+        if lengths is not None:
+            if int(lengths.min()) < 1 or int(lengths.max()) > T:
+                raise ValueError(f"sequence lengths must lie in [1, {T}], got [{int(lengths.min())}, "
+                                 f"{int(lengths.max())}]")
+            if bool((lengths == T).all()):
+                lengths = None  # no padding: skip the masking work
+        if state is None:
+            state = self.init_state(B, x.device, x.dtype)
+        if self.impl == "fused":
+            return self._forward_fused(x, lengths, state)
+        return self._forward_unrolled(x, lengths, state)
+
+    def _forward_fused(self, x: Tensor, lengths: Tensor | None, state: State) -> tuple[Tensor, State]:
+        hx = state if len(state) > 1 else state[0]
+        if lengths is None:
+            out, final = self.rnn(x, hx)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, final = self.rnn(packed, hx)
+            out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out, (final if isinstance(final, tuple) else (final,))
+
+    def _forward_unrolled(self, x: Tensor, lengths: Tensor | None, state: State) -> tuple[Tensor, State]:
+        D = self.num_directions
+        valid = None
+        if lengths is not None:
+            valid = torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1)
+        finals: list[State] = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outs = []
+            for direction in range(D):
+                i = layer * D + direction
+                cell_state = tuple(s[i] for s in state)
+                out, final = self._run_cell(self.cells[i], layer_input, lengths, valid, cell_state,
+                                            layer, direction)
+                outs.append(out)
+                finals.append(final)
+            layer_input = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (B, T, D·H)
+            if layer < self.num_layers - 1 and self.dropout_p > 0:
+                layer_input = self.dropout(layer_input)
+        final_state = tuple(torch.stack([f[k] for f in finals]) for k in range(len(self.state_names)))
+        return layer_input, final_state
+
+    def _run_cell(self, cell: RecurrentCell, x: Tensor, lengths: Tensor | None, valid: Tensor | None,
+                  state: State, layer: int, direction: int) -> tuple[Tensor, State]:
+        if direction == 1:
+            x = reverse_padded(x, lengths)
+        x_proj = cell.project_input(x)  # (B, T, G·H): every input term in one matmul
+        observer = self.observer
+        outs = []
+        for t in range(x.shape[1]):
+            h, new_state = cell.step(x_proj[:, t], state)
+            if observer is not None:
+                observer(layer, direction, t, h)
+            if valid is None:
+                state = new_state
+            else:  # a finished sequence keeps its state and emits zeros
+                m = valid[:, t].unsqueeze(1)  # (B, 1)
+                state = tuple(torch.where(m, n, o) for n, o in zip(new_state, state))
+                h = torch.where(m, h, torch.zeros_like(h))
+            outs.append(h)
+        out = torch.stack(outs, dim=1)  # (B, T, H)
+        if direction == 1:
+            out = reverse_padded(out, lengths)
+        return out, state
+
+    def extra_repr(self) -> str:
+        return (f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"bidirectional={self.bidirectional}, dropout={self.dropout_p}, impl={self.impl!r}")

@@ -1,0 +1,129 @@
+"""One run: compose data × model × training setup from the config, train, test, write ``results.json``.
+
+``train(cfg)`` never raises for a bad run: a config error or an exception is recorded as
+``status: "failed"`` (with the error) and a non-finite loss as ``status: "diverged"``, so a sweep
+goes on; ``run.py`` turns a failed single run into a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import traceback
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import RichProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
+from rnnlab.lightning_module import SequenceLightningModule
+from rnnlab.loggers import build_logger, finish_wandb
+from rnnlab.summary import print_summary
+
+log = logging.getLogger(__name__)
+METRIC_KEYS = ("val/loss", "test/loss", "test/acc", "test/ppl")
+
+
+def run_context(cfg: DictConfig) -> tuple[Path, str | None]:
+    """(output directory, W&B group): from Hydra when it runs us, else from ``cfg.output_dir``."""
+    if cfg.get("output_dir"):
+        output_dir, group = Path(cfg.output_dir), None
+    elif HydraConfig.initialized():
+        output_dir, group = Path(HydraConfig.get().runtime.output_dir), None
+    else:
+        raise ValueError("output_dir is not set and Hydra is not running: pass output_dir=<dir>")
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        group = Path(HydraConfig.get().sweep.dir).name
+    return output_dir, group
+
+
+def error_message(error: BaseException) -> str:
+    """The innermost cause's message: Hydra wraps constructor errors in InstantiationException."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
+
+
+def new_results(cfg: DictConfig) -> dict:
+    """The results.json skeleton of shared/DESIGN.md, filled as the run goes."""
+    return {"status": "failed", "error": None, "model": cfg.model.get("name"), "impl": cfg.model.get("impl"),
+            "data": None, "task": None, "params": None, "seed": cfg.seed, "steps": 0, "epochs": 0,
+            "train_seconds": None, "tokens_per_second": None,
+            "metrics": dict.fromkeys(METRIC_KEYS), "baseline_loss": None,
+            "embeddings": {"source": cfg.embeddings.get("source"), "coverage": None},
+            "gradients": {"h_norm_first": None, "h_norm_last": None, "log10_ratio_first_last": None}}
+
+
+def _finite_or_none(value) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def train(cfg: DictConfig) -> dict:
+    """Train and test one configuration; return (and write) its results."""
+    output_dir, group = run_context(cfg)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    results = new_results(cfg)
+    timer, guard = ThroughputTimer(), DivergenceGuard()
+    started = time.perf_counter()
+    try:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = instantiate(cfg.data)
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        spec = datamodule.spec
+        model = instantiate(cfg.model, spec=spec)
+        scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+        module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+        results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
+        log.info("%s (%s, %d parameters) on %s", results["model"], results["impl"], model.num_parameters, spec.name)
+
+        logger = build_logger(cfg.get("logger"), output_dir, f"{results['model']}-{spec.name}-s{cfg.seed}", group)
+        if logger:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        callbacks = [timer, guard] + ([RichProgressBar()] if cfg.progress_bar else [])
+        trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
+                              enable_progress_bar=bool(cfg.progress_bar))
+        trainer.fit(module, datamodule=datamodule)
+        results.update(steps=trainer.global_step,
+                       epochs=round(trainer.global_step / max(trainer.num_training_batches, 1), 3))
+        if guard.diverged_at is not None:
+            results.update(status="diverged", error=f"non-finite training loss at step {guard.diverged_at}",
+                           divergence={"step": guard.diverged_at, "last_finite_loss": guard.last_finite_loss})
+        else:
+            val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
+            test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+            results["metrics"].update({k: _finite_or_none(v) for k, v in {**val, **test}.items()
+                                       if k in METRIC_KEYS or k.startswith(("val/", "test/"))})
+            results["status"] = "ok"
+    except Exception as error:  # noqa: BLE001 - recorded, not lost: the sweep goes on
+        results.update(status="failed", error=error_message(error), traceback=traceback.format_exc())
+        log.error("run failed: %s", results["error"])
+    finally:
+        results.update(train_seconds=round(timer.fit_seconds, 3),
+                       tokens_per_second=_finite_or_none(timer.tokens_per_second),
+                       wall_seconds=round(time.perf_counter() - started, 3), output_dir=str(output_dir))
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        _summarise_to_wandb(results)
+        finish_wandb()
+    print_summary(results)
+    return results
+
+
+def _summarise_to_wandb(results: dict) -> None:
+    import wandb
+
+    if wandb.run is not None:
+        wandb.run.summary.update({k: v for k, v in results.items()
+                                  if k in ("status", "error", "params", "steps", "train_seconds",
+                                           "tokens_per_second", "baseline_loss")})
+        wandb.run.summary.update({f"final/{k}": v for k, v in results["metrics"].items() if v is not None})
