@@ -2,6 +2,8 @@
 
 - regression: MSE loss, ``<stage>/mse``;
 - classification: cross-entropy, ``<stage>/acc`` (per sequence, or per step when ``readout="all"``);
+- multilabel: Bernoulli negative log-likelihood summed over labels, averaged over valid steps
+  (the per-frame NLL of polyphonic music, Chung et al. 2014), ``<stage>/nll``;
 - language_modeling: cross-entropy per token, ``<stage>/ppl``; the recurrent state is carried
   across the contiguous chunks of an epoch (detached between steps: truncated BPTT) and reset at
   the start of every epoch.
@@ -15,7 +17,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchmetrics import MeanSquaredError, MetricCollection
+from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
@@ -31,7 +33,18 @@ def _metrics(spec: DataSpec) -> MetricCollection:
     if spec.task == "classification":
         return MetricCollection({"acc": MulticlassAccuracy(spec.output_size, average="micro",
                                                            ignore_index=IGNORE_INDEX)})
+    if spec.task == "multilabel":
+        return MetricCollection({"nll": MeanMetric()})
     return MetricCollection({"ppl": Perplexity(ignore_index=IGNORE_INDEX)})
+
+
+def frame_nll(logits: Tensor, y: Tensor, lengths: Tensor | None) -> Tensor:
+    """Σ_labels Bernoulli NLL per step (B, T), averaged over the valid steps -> scalar."""
+    nll = F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(-1)  # (B, T)
+    if lengths is None:
+        return nll.mean()
+    valid = torch.arange(nll.shape[1], device=nll.device)[None, :] < lengths.to(nll.device)[:, None]
+    return (nll * valid).sum() / valid.sum()
 
 
 class SequenceLightningModule(L.LightningModule):
@@ -60,6 +73,8 @@ class SequenceLightningModule(L.LightningModule):
             self._carried[stage] = tuple(s.detach() for s in state)
         if self.spec.task == "regression":
             loss = F.mse_loss(pred, y)
+        elif self.spec.task == "multilabel":
+            loss = frame_nll(pred, y, lengths)
         else:
             flat_pred, flat_y = (pred.flatten(0, 1), y.flatten()) if pred.dim() == 3 else (pred, y)
             loss = F.cross_entropy(flat_pred, flat_y, ignore_index=IGNORE_INDEX)
@@ -68,7 +83,10 @@ class SequenceLightningModule(L.LightningModule):
         B = x.shape[0]
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
                  batch_size=B, sync_dist=stage != "train")
-        self.metrics[f"{stage}_metrics"].update(pred.detach(), y)
+        if self.spec.task == "multilabel":
+            self.metrics[f"{stage}_metrics"].update(loss.detach(), weight=B)
+        else:
+            self.metrics[f"{stage}_metrics"].update(pred.detach(), y)
         self.log_dict(self.metrics[f"{stage}_metrics"], on_step=False, on_epoch=True, batch_size=B)
         return loss
 

@@ -22,12 +22,13 @@ from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
+from rnnlab.checkpoint import MODEL_FILE, save_model
 from rnnlab.lightning_module import SequenceLightningModule
 from rnnlab.loggers import build_logger, finish_wandb
 from rnnlab.summary import print_summary
 
 log = logging.getLogger(__name__)
-METRIC_KEYS = ("val/loss", "test/loss", "test/acc", "test/ppl")
+METRIC_KEYS = ("val/loss", "test/loss", "test/acc", "test/ppl")  # always present; others added when logged
 
 
 def run_context(cfg: DictConfig) -> tuple[Path, str | None]:
@@ -105,6 +106,7 @@ def train(cfg: DictConfig) -> dict:
             results["metrics"].update({k: _finite_or_none(v) for k, v in {**val, **test}.items()
                                        if k in METRIC_KEYS or k.startswith(("val/", "test/"))})
             results["status"] = "ok"
+            save_model(model, cfg, output_dir / MODEL_FILE)
     except Exception as error:  # noqa: BLE001 - recorded, not lost: the sweep goes on
         results.update(status="failed", error=error_message(error), traceback=traceback.format_exc())
         log.error("run failed: %s", results["error"])

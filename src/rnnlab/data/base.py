@@ -4,7 +4,8 @@ A batch is a dict:
 - ``x``: (B, T, I) float features, or (B, T) long token ids (when ``spec.vocab_size`` is set);
 - ``y``: regression (B, output_size) float; ``readout="last"`` classification (B,) long;
   ``readout="all"`` (per-step targets, language modelling included) (B, T) long, ``IGNORE_INDEX``
-  where a step has no target;
+  where a step has no target; multilabel (B, T, output_size) float in {0, 1} (e.g. piano rolls:
+  which notes sound in the next frame), padded frames excluded through ``lengths``;
 - ``lengths`` (optional): (B,) long valid lengths when sequences are padded at the end.
 """
 
@@ -16,7 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-TASKS = ("classification", "language_modeling", "regression")
+TASKS = ("classification", "language_modeling", "regression", "multilabel")
 READOUTS = ("last", "all")
 IGNORE_INDEX = -100  # targets that count for nothing (padding, the blanks of the copy task's input phase)
 
@@ -92,6 +93,11 @@ class SequenceDataModule(L.LightningDataModule):
     @property
     def spec(self) -> DataSpec:
         raise NotImplementedError
+
+    def train_tokens(self):
+        """The training split as lists of tokens (data sets with a vocabulary): what word2vec trains on."""
+        raise ValueError(f"data set {self.spec.name!r} has no text to train word embeddings on: "
+                         "use embeddings=random")
 
     def _loader(self, split: str) -> DataLoader:
         if split not in self.splits:

@@ -1,0 +1,52 @@
+"""Shared test helpers: compose the real Hydra configs and shrink them to a few steps."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+# No test may need the network or an account: W&B writes real offline runs.
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.pop("WANDB_API_KEY", None)
+
+# A few steps of everything: tiny data, tiny model, no progress bar.
+TINY = [
+    "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2", "trainer.log_every_n_steps=1", "progress_bar=false",
+    "model.hidden_size=8", "embeddings.dim=8",
+]
+
+
+def options(group: str) -> list[str]:
+    """Every selectable option of a config group (files starting with '_' are shared bases)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def compose_config(overrides: list[str] | None = None, output_dir: Path | None = None,
+                   tiny: bool = True) -> DictConfig:
+    """The real config, composed as run.py would, shrunk by TINY unless ``tiny=False``."""
+    overrides = list(overrides or [])
+    if tiny:
+        overrides = TINY + overrides
+    if output_dir is not None:
+        overrides.append(f"output_dir={output_dir}")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+@pytest.fixture
+def make_config(tmp_path):
+    """make_config(["model=lstm", ...]) -> a tiny composed config writing under tmp_path/run."""
+
+    def make(overrides: list[str] | None = None, tiny: bool = True, name: str = "run") -> DictConfig:
+        return compose_config(overrides, tmp_path / name, tiny)
+
+    return make
