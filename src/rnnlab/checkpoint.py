@@ -36,6 +36,6 @@ def load_model(run_dir: str | Path, impl: str | None = None) -> tuple[SequenceMo
     spec = DataSpec(**saved["spec"], itos=saved["itos"])
     if impl is not None:
         cfg.model.impl = impl
-    model = instantiate(cfg.model, spec=spec)
+    model = instantiate(cfg.model, _partial_=True)(spec=spec)  # see train.py
     model.load_state_dict(saved["state_dict"])
     return model.eval(), cfg

@@ -82,7 +82,8 @@ def train(cfg: DictConfig) -> dict:
         datamodule.prepare_data()
         datamodule.setup("fit")
         spec = datamodule.spec
-        model = instantiate(cfg.model, spec=spec)
+        # called, not passed to instantiate, which would turn the DataSpec dataclass into a DictConfig
+        model = instantiate(cfg.model, _partial_=True)(spec=spec)
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
         module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
         results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
