@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
@@ -77,6 +78,8 @@ def train(cfg: DictConfig) -> dict:
     timer, guard = ThroughputTimer(), DivergenceGuard()
     started = time.perf_counter()
     try:
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg.threads))
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()
@@ -91,7 +94,9 @@ def train(cfg: DictConfig) -> dict:
 
         logger = build_logger(cfg.get("logger"), output_dir, f"{results['model']}-{spec.name}-s{cfg.seed}", group)
         if logger:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            # the data set's name and size are logged too, so W&B can group runs by them
+            logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True),
+                                    "data_name": spec.name, "params": model.num_parameters})
         callbacks = [timer, guard] + ([RichProgressBar()] if cfg.progress_bar else [])
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
                               enable_progress_bar=bool(cfg.progress_bar))
