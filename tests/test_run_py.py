@@ -1,0 +1,55 @@
+"""The command line as users type it: run.py single runs, multiruns, and its errors."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, TINY
+
+
+def run_py(*args: str, cwd=ROOT):
+    flags = [a for a in args if a.startswith("-")]  # Hydra wants -m before the overrides
+    overrides = [a for a in args if not a.startswith("-")]
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *flags, *TINY, "logger=csv", *overrides],
+                          cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_multirun_writes_one_result_per_run_and_a_table(tmp_path):
+    proc = run_py("-m", "model=rnn,lstm,gru", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
+    assert sorted(r["model"] for r in results) == ["gru", "lstm", "rnn"]
+    assert all(r["status"] == "ok" for r in results)
+    table = (tmp_path / "summary.md").read_text()
+    assert table.count("| ok |") == 3 and "3 runs: 3 ok, 0 diverged, 0 failed" in table
+    assert "3 runs: 3 ok" in proc.stdout
+
+
+def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
+    proc = run_py("-m", "model.hidden_size=-1,8", f"hydra.sweep.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {r["status"]: r for r in (json.loads(p.read_text()) for p in tmp_path.glob("*/results.json"))}
+    assert set(results) == {"failed", "ok"}
+    assert "model.hidden_size must be a positive integer" in results["failed"]["error"]
+    assert "2 runs: 1 ok, 0 diverged, 1 failed" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_failed_single_run_exits_nonzero_with_one_line(tmp_path):
+    proc = run_py("model.hidden_size=-1", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last == "error: model.hidden_size must be a positive integer, got -1"
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+
+
+def test_unknown_choice_is_named_by_hydra(tmp_path):
+    proc = run_py("model=transformer", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert "Could not find 'model/transformer'" in proc.stderr
+    assert "Available options" in proc.stderr and "gru" in proc.stderr
+
+
+def test_unknown_key_is_named_by_hydra(tmp_path):
+    proc = run_py("model.hidden_sise=3", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0
+    assert "hidden_sise" in proc.stderr
