@@ -51,8 +51,10 @@ class SequenceLightningModule(L.LightningModule):
     """Trains a :class:`SequenceModel` on the task its data spec names."""
 
     def __init__(self, model: SequenceModel, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None) -> None:
+                 scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+                 run_config: dict | None = None) -> None:
         super().__init__()
+        self.run_config = run_config or {}
         self.model, self.spec = model, model.spec
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         # keyed "<stage>_metrics": a ModuleDict key "train" would shadow nn.Module.train
@@ -110,6 +112,15 @@ class SequenceLightningModule(L.LightningModule):
 
     def on_test_epoch_start(self) -> None:
         self._reset_carry("test")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Make the checkpoint self-describing (plain values only: it loads with weights_only=True)."""
+        checkpoint["rnnlab"] = {"config": self.run_config, "spec": self.spec.to_dict(), "itos": self.spec.itos,
+                                "torch_rng_state": torch.get_rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint.get("rnnlab", {}):  # dropout continues its random stream
+            torch.set_rng_state(checkpoint["rnnlab"]["torch_rng_state"])
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

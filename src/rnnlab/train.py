@@ -23,7 +23,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
-from rnnlab.checkpoint import MODEL_FILE, save_model
+from rnnlab.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.lightning_module import SequenceLightningModule
 from rnnlab.loggers import build_logger, finish_wandb
 from rnnlab.summary import print_summary
@@ -72,6 +72,8 @@ def _finite_or_none(value) -> float | None:
 def train(cfg: DictConfig) -> dict:
     """Train and test one configuration; return (and write) its results."""
     output_dir, group = run_context(cfg)
+    if cfg.get("resume") and Path(cfg.resume).is_dir():
+        output_dir = Path(cfg.resume)  # a resumed run continues in its own directory
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     results = new_results(cfg)
@@ -88,19 +90,25 @@ def train(cfg: DictConfig) -> dict:
         # called, not passed to instantiate, which would turn the DataSpec dataclass into a DictConfig
         model = instantiate(cfg.model, _partial_=True)(spec=spec)
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-        module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+        run_config = OmegaConf.to_container(cfg, resolve=True)
+        module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
+                                         run_config=run_config)
+        ckpt_path = resume_checkpoint(cfg.resume, cfg) if cfg.get("resume") else None
         results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
         log.info("%s (%s, %d parameters) on %s", results["model"], results["impl"], model.num_parameters, spec.name)
 
         logger = build_logger(cfg.get("logger"), output_dir, f"{results['model']}-{spec.name}-s{cfg.seed}", group)
         if logger:
             # the data set's name and size are logged too, so W&B can group runs by them
-            logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True),
+            logger.log_hyperparams({**run_config,
                                     "data_name": spec.name, "params": model.num_parameters})
-        callbacks = [timer, guard] + ([RichProgressBar()] if cfg.progress_bar else [])
+        callbacks = [timer, guard, StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
+        callbacks += [RichProgressBar()] if cfg.progress_bar else []
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
-                              enable_progress_bar=bool(cfg.progress_bar))
-        trainer.fit(module, datamodule=datamodule)
+                              enable_progress_bar=bool(cfg.progress_bar), enable_checkpointing=True)
+        if ckpt_path:
+            log.info("resuming from %s", ckpt_path)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         results.update(steps=trainer.global_step,
                        epochs=round(trainer.global_step / max(trainer.num_training_batches, 1), 3))
         if guard.diverged_at is not None:

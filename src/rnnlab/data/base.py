@@ -74,6 +74,50 @@ def require_positive(**values: int) -> None:
             raise ValueError(f"data.{name} must be a positive integer, got {value!r}")
 
 
+class ResumableLoader:
+    """A shuffling DataLoader whose order is a function of (seed, epoch), and which resumes mid-epoch.
+
+    Lightning saves ``state_dict()`` in checkpoints and calls ``load_state_dict()`` on resume (its
+    ``_Stateful`` protocol); the next iteration then skips the batches the killed run had already
+    trained on, so a resumed run sees exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, loader: DataLoader, generator: torch.Generator, seed: int, datamodule) -> None:
+        self.loader, self.generator, self.seed, self.datamodule = loader, generator, seed, datamodule
+        self.dataset = loader.dataset  # Lightning inspects these two
+        self.sampler = loader.sampler
+        self._epoch_counter, self._skip = 0, 0
+
+    def _epoch(self) -> int:
+        trainer = getattr(self.datamodule, "trainer", None)
+        return trainer.current_epoch if trainer is not None else self._epoch_counter
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        epoch = self._epoch()
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+        iterator = iter(self.loader)
+        # Skip the batches trained before the interruption. This body runs at the first next(), so an
+        # iterator Lightning creates and drops unused does not use up the skip.
+        for _ in range(self._skip):
+            next(iterator)
+        self._skip = 0
+        self._epoch_counter = epoch + 1
+        yield from iterator
+
+    def state_dict(self) -> dict:
+        trainer = getattr(self.datamodule, "trainer", None)
+        if trainer is None or trainer.fit_loop.epoch_loop.done:  # saved at the end: a resume starts a new epoch
+            return {"epoch": self._epoch(), "batches_trained": 0}
+        trained = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"epoch": self._epoch(), "batches_trained": int(trained) % max(len(self), 1)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._skip = int(state["batches_trained"])
+
+
 class SequenceDataModule(L.LightningDataModule):
     """Base for every data set: subclasses build ``self.splits`` in :meth:`setup` and define :attr:`spec`.
 
@@ -106,8 +150,9 @@ class SequenceDataModule(L.LightningDataModule):
         if self.prebatched:
             return DataLoader(data, batch_size=None, shuffle=False, num_workers=self.num_workers)
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(data, batch_size=self.batch_size, shuffle=split == "train", generator=generator,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        loader = DataLoader(data, batch_size=self.batch_size, shuffle=split == "train", generator=generator,
+                            num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return ResumableLoader(loader, generator, self.seed, self) if split == "train" else loader
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
