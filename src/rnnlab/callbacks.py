@@ -23,6 +23,13 @@ class ThroughputTimer(L.Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self.fit_seconds += time.perf_counter() - self._fit0
+        # callback_metrics travel back to the main process from ddp_spawn workers; attributes don't
+        trainer.callback_metrics.update({"perf/tokens": torch.tensor(float(self.tokens)),
+                                         "perf/step_seconds": torch.tensor(self.step_seconds),
+                                         "perf/fit_seconds": torch.tensor(self.fit_seconds),
+                                         "perf/steps": torch.tensor(float(trainer.global_step)),
+                                         "perf/epochs": torch.tensor(trainer.global_step
+                                                                     / max(trainer.num_training_batches, 1))})
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._t0 = time.perf_counter()
@@ -32,9 +39,17 @@ class ThroughputTimer(L.Callback):
         lengths = batch.get("lengths")
         self.tokens += int(lengths.sum()) if lengths is not None else batch["x"].shape[0] * batch["x"].shape[1]
 
-    @property
-    def tokens_per_second(self) -> float | None:
-        return self.tokens / self.step_seconds if self.step_seconds > 0 else None
+    @staticmethod
+    def read(trainer) -> dict:
+        """{"steps", "epochs", "fit_seconds", "tokens_per_second"} of the last fit, wherever it ran."""
+        m = trainer.callback_metrics
+        if "perf/tokens" not in m:
+            return {"steps": 0, "epochs": 0, "fit_seconds": 0.0, "tokens_per_second": None}
+        tokens, seconds = float(m["perf/tokens"]), float(m["perf/step_seconds"])
+        # tokens are counted on rank 0 only: the whole job trains world_size times as many
+        tokens *= trainer.world_size
+        return {"steps": int(m["perf/steps"]), "epochs": round(float(m["perf/epochs"]), 3),
+                "fit_seconds": float(m["perf/fit_seconds"]), "tokens_per_second": tokens / seconds if seconds else None}
 
 
 class DivergenceGuard(L.Callback):
@@ -49,8 +64,23 @@ class DivergenceGuard(L.Callback):
         if loss is None:
             return
         value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        if math.isfinite(value):
-            self.last_finite_loss = value
-        elif self.diverged_at is None:
-            self.diverged_at = trainer.global_step
+        # every rank must agree to stop, or DDP waits forever on the rank that stopped
+        if trainer.strategy.reduce_boolean_decision(not math.isfinite(value), all=False):
+            if self.diverged_at is None:
+                self.diverged_at = trainer.global_step
             trainer.should_stop = True
+        else:
+            self.last_finite_loss = value
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.diverged_at is not None:  # see ThroughputTimer.on_fit_end
+            trainer.callback_metrics["perf/diverged_at"] = torch.tensor(float(self.diverged_at))
+            trainer.callback_metrics["perf/last_finite_loss"] = torch.tensor(float(self.last_finite_loss or "nan"))
+
+    @staticmethod
+    def read(trainer) -> dict | None:
+        """{"step", "last_finite_loss"} when the last fit diverged, else None."""
+        m = trainer.callback_metrics
+        if "perf/diverged_at" not in m:
+            return None
+        return {"step": int(m["perf/diverged_at"]), "last_finite_loss": float(m["perf/last_finite_loss"])}

@@ -77,7 +77,6 @@ def train(cfg: DictConfig) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     results = new_results(cfg)
-    timer, guard = ThroughputTimer(), DivergenceGuard()
     started = time.perf_counter()
     try:
         if cfg.get("threads"):
@@ -102,21 +101,26 @@ def train(cfg: DictConfig) -> dict:
             # the data set's name and size are logged too, so W&B can group runs by them
             logger.log_hyperparams({**run_config,
                                     "data_name": spec.name, "params": model.num_parameters})
-        callbacks = [timer, guard, StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
+        callbacks = [ThroughputTimer(), DivergenceGuard(), StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
         callbacks += [RichProgressBar()] if cfg.progress_bar else []
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
                               enable_progress_bar=bool(cfg.progress_bar), enable_checkpointing=True)
         if ckpt_path:
             log.info("resuming from %s", ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        results.update(steps=trainer.global_step,
-                       epochs=round(trainer.global_step / max(trainer.num_training_batches, 1), 3))
-        if guard.diverged_at is not None:
-            results.update(status="diverged", error=f"non-finite training loss at step {guard.diverged_at}",
-                           divergence={"step": guard.diverged_at, "last_finite_loss": guard.last_finite_loss})
+        results.update(ThroughputTimer.read(trainer))
+        divergence = DivergenceGuard.read(trainer)
+        if divergence is not None:
+            results.update(status="diverged", divergence=divergence,
+                           error=f"non-finite training loss at step {divergence['step']}")
         else:
-            val = trainer.validate(module, datamodule=datamodule, verbose=False)[0]
-            test = trainer.test(module, datamodule=datamodule, verbose=False)[0]
+            evaluator = trainer
+            if trainer.world_size > 1:  # evaluate here, in one process: a second spawn costs seconds, and
+                # Lightning's CSVLogger rewrites its file wrongly when reused by new processes
+                evaluator = instantiate(cfg.trainer, devices=1, strategy="auto", logger=False, callbacks=[],
+                                        enable_progress_bar=False, enable_checkpointing=False)
+            val = evaluator.validate(module, datamodule=datamodule, verbose=False)[0]
+            test = evaluator.test(module, datamodule=datamodule, verbose=False)[0]
             results["metrics"].update({k: _finite_or_none(v) for k, v in {**val, **test}.items()
                                        if k in METRIC_KEYS or k.startswith(("val/", "test/"))})
             results["status"] = "ok"
@@ -125,9 +129,9 @@ def train(cfg: DictConfig) -> dict:
         results.update(status="failed", error=error_message(error), traceback=traceback.format_exc())
         log.error("run failed: %s", results["error"])
     finally:
-        results.update(train_seconds=round(timer.fit_seconds, 3),
-                       tokens_per_second=_finite_or_none(timer.tokens_per_second),
-                       wall_seconds=round(time.perf_counter() - started, 3), output_dir=str(output_dir))
+        results["train_seconds"] = round(results.pop("fit_seconds", 0.0), 3)
+        results["tokens_per_second"] = _finite_or_none(results["tokens_per_second"])
+        results.update(wall_seconds=round(time.perf_counter() - started, 3), output_dir=str(output_dir))
         (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         _summarise_to_wandb(results)
         finish_wandb()

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 TASKS = ("classification", "language_modeling", "regression", "multilabel")
 READOUTS = ("last", "all")
@@ -98,6 +98,8 @@ class ResumableLoader:
     def __iter__(self):
         epoch = self._epoch()
         self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+        if hasattr(self.sampler, "set_epoch"):  # DistributedSampler: its own per-epoch shuffle
+            self.sampler.set_epoch(epoch)
         iterator = iter(self.loader)
         # Skip the batches trained before the interruption. This body runs at the first next(), so an
         # iterator Lightning creates and drops unused does not use up the skip.
@@ -150,9 +152,16 @@ class SequenceDataModule(L.LightningDataModule):
         if self.prebatched:
             return DataLoader(data, batch_size=None, shuffle=False, num_workers=self.num_workers)
         generator = torch.Generator().manual_seed(self.seed)
-        loader = DataLoader(data, batch_size=self.batch_size, shuffle=split == "train", generator=generator,
-                            num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-        return ResumableLoader(loader, generator, self.seed, self) if split == "train" else loader
+        workers = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        if split != "train":  # Lightning shards these itself under DDP
+            return DataLoader(data, batch_size=self.batch_size, shuffle=False, **workers)
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:  # our loader is not a DataLoader: shard it here
+            sampler = DistributedSampler(data, trainer.world_size, trainer.global_rank, shuffle=True, seed=self.seed)
+            loader = DataLoader(data, batch_size=self.batch_size, sampler=sampler, **workers)
+        else:
+            loader = DataLoader(data, batch_size=self.batch_size, shuffle=True, generator=generator, **workers)
+        return ResumableLoader(loader, generator, self.seed, self)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -1,0 +1,38 @@
+"""Lightning DDP with 2 CPU processes on gloo (ddp_spawn): same training as one process, one set of outputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnlab.train import train
+
+# One batch of 32 per step in one process = two ranks of 16: with the whole training set in one step
+# the data order cannot differ, so the averaged gradients, and so the runs, must agree.
+SHARED = ["model=gru", "model.hidden_size=16", "data.seq_len=12", "data.n_train=32", "data.n_val=32",
+          "data.n_test=32", "trainer.max_steps=8", "trainer.val_check_interval=4", "logger=csv",
+          "checkpoint_every_n_steps=4", "optimizer.lr=0.01", "trainer.limit_val_batches=1.0",
+          "trainer.limit_test_batches=1.0"]
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_matches_one_process(make_config):
+    single = train(make_config(SHARED + ["data.batch_size=32"], name="single"))
+    cfg = make_config(SHARED + ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "data.batch_size=16"],
+                      name="ddp")
+    ddp = train(cfg)
+    assert single["status"] == "ok" and ddp["status"] == "ok", ddp.get("traceback")
+    assert ddp["steps"] == single["steps"] == 8
+    for key in ("val/loss", "test/loss"):  # reduced across ranks (sync_dist)
+        assert ddp["metrics"][key] == pytest.approx(single["metrics"][key], rel=1e-4), key
+    ours = torch.load(Path(cfg.output_dir) / "model.pt", weights_only=True)["state_dict"]
+    theirs = torch.load(Path(single["output_dir"]) / "model.pt", weights_only=True)["state_dict"]
+    for name in theirs:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-5)
+    # rank 0 alone writes: one results.json, one checkpoint folder, one CSV log, no per-rank copies
+    out = Path(cfg.output_dir)
+    assert json.loads((out / "results.json").read_text())["status"] == "ok"
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt", "step8.ckpt"]
+    assert len(list(out.rglob("results.json"))) == 1 and len(list(out.rglob("metrics.csv"))) == 1
+    assert ddp["tokens_per_second"] > 0
