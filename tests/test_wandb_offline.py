@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rnnlab.loggers import wandb_api_key_available
 from rnnlab.train import train
 
@@ -50,3 +52,15 @@ def test_each_run_of_a_sweep_gets_its_own_finished_run(make_config):
         (run,) = (Path(cfg.output_dir) / "wandb").glob("offline-run-*")
         run_ids.add(run.name.rsplit("-", 1)[-1])
     assert len(run_ids) == 2
+
+
+@pytest.mark.slow
+def test_an_online_run_that_cannot_start_falls_back_to_offline(make_config, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "5")
+    cfg = make_config(["logger=wandb"])
+    results = train(cfg)
+    assert results["status"] == "ok"
+    assert len(list((Path(cfg.output_dir) / "wandb").glob("offline-run-*"))) == 1

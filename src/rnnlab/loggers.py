@@ -56,12 +56,17 @@ def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group:
         kwargs["offline"] = True
     logger = instantiate(kwargs)
     if mode not in ("offline", "dryrun", "disabled"):
+        os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")  # wandb waits 90 s by default before giving up
         try:
             logger.experiment  # starts the run now, so a network or login failure shows here
         except Exception as error:  # noqa: BLE001 - any failure to start falls back to offline
-            log.warning("W&B: could not start an online run (%s); falling back to offline", error)
-            kwargs["offline"] = True
+            import wandb
+
+            log.warning("W&B: could not start an online run (%s); falling back to offline in %s/wandb",
+                        str(error).splitlines()[0][:200], output_dir)
+            wandb.teardown()  # forget the online session, or the next init tries it again
             os.environ["WANDB_MODE"] = "offline"
+            kwargs["offline"] = True
             logger = instantiate(kwargs)
     return logger
 

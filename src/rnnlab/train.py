@@ -86,6 +86,8 @@ def train(cfg: DictConfig) -> dict:
         datamodule.prepare_data()
         datamodule.setup("fit")
         spec = datamodule.spec
+        if getattr(datamodule, "stats", None):  # file-based sets: sizes, vocabulary, <unk> rate, padding
+            results["data_stats"] = datamodule.stats
         # called, not passed to instantiate, which would turn the DataSpec dataclass into a DictConfig
         model = instantiate(cfg.model, _partial_=True)(spec=spec)
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
