@@ -1,9 +1,19 @@
 """The recurrent layer: any cell over time, stacked, in one or two directions, unrolled or fused.
 
-``impl="unrolled"`` runs our cells step by step (what the diagnostics hook into);
-``impl="fused"`` runs the cell's ``torch.nn`` counterpart (cuDNN on a GPU). Both hold the same
-parameters: the fused module is initialised from the same cells, so one seed gives one model, and
-state dicts load across implementations (keys are converted on load).
+``impl="unrolled"`` runs our cells; ``impl="fused"`` runs the cell's ``torch.nn`` counterpart (cuDNN on
+a GPU). Both hold the same parameters: the fused module is initialised from the same cells, so one seed
+gives one model, and state dicts load across implementations (keys are converted on load).
+
+Unrolled runs one of two paths, which compute the same numbers (tests hold them equal in float64):
+
+- the fast path, ``cell.scan``: all T steps in one autograd Function with a hand-derived backward (no
+  autograd node per step, weight gradients in one matmul over all steps); on CPU it runs about as fast
+  as ``torch.nn`` (see benchmarks/);
+- the step loop, ``cell.step`` once per step with an autograd node each, so that every h_t can be hooked:
+  it runs when ``observer`` is set (the diagnostics set it on measured steps only), when a cell records
+  its gates (``cell.record``), under autocast, and for cells without a ``scan``. ``compile=True`` runs
+  ``torch.compile(cell.step)`` in this loop: per-step shapes do not depend on T, so there is no
+  recompilation per sequence length.
 
 State, for both implementations, is torch's layout: a tuple with one (L·D, B, H) tensor per state
 name of the cell ((h,) or (h, c)), index ``layer * D + direction``.
@@ -26,24 +36,31 @@ PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 Observer = Callable[[int, int, int, Tensor], None]
 
 
-def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Reverse each sequence of x (B, T, ...) within its valid length; padding stays in place."""
+def reverse_padded(x: Tensor, lengths: Tensor | None, time_dim: int = 1) -> Tensor:
+    """Reverse each sequence of x ((B, T, ...), or (T, B, ...) with ``time_dim=0``) within its valid length;
+    padding stays in place."""
     if lengths is None:
-        return x.flip(1)
-    T = x.shape[1]
+        return x.flip(time_dim)
+    T = x.shape[time_dim]
     t = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
     lengths = lengths.to(x.device).unsqueeze(1)  # (B, 1)
     index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
+    if time_dim == 0:
+        index = index.t()  # (T, B)
     index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(1, index)
+    return x.gather(time_dim, index)
 
 
 class RecurrentLayer(nn.Module):
-    """``num_layers`` stacked single-layer cells, optionally bidirectional, dropout between layers."""
+    """``num_layers`` stacked single-layer cells, optionally bidirectional, dropout between layers.
+
+    Unrolled, the layer works time-major inside ((T, B, ·): each step's slice is contiguous) and returns
+    batch-first views, as ``torch.nn``'s ``batch_first`` modules do.
+    """
 
     def __init__(self, cell: Callable[[int, int], RecurrentCell], input_size: int, hidden_size: int,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 impl: str = "unrolled") -> None:
+                 impl: str = "unrolled", compile: bool = False) -> None:
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"model.impl must be one of {IMPLS}, got {impl!r}")
@@ -62,6 +79,8 @@ class RecurrentLayer(nn.Module):
         self.cell_type = type(cells[0])
         self.state_names = cells[0].state_names
         self.observer: Observer | None = None
+        self.compile = bool(compile)
+        self._compiled_steps: dict[type, Callable] = {}  # torch.compile(cell.step) per cell class, made lazily
         if impl == "unrolled":
             self.cells = nn.ModuleList(cells)
             self.dropout = nn.Dropout(self.dropout_p)
@@ -170,10 +189,10 @@ class RecurrentLayer(nn.Module):
     def _forward_unrolled(self, x: Tensor, lengths: Tensor | None, state: State) -> tuple[Tensor, State]:
         D = self.num_directions
         valid = None
-        if lengths is not None:
-            valid = torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.to(x.device).unsqueeze(1)
+        if lengths is not None:  # (T, B): step t of sequence b is real
+            valid = torch.arange(x.shape[1], device=x.device).unsqueeze(1) < lengths.to(x.device).unsqueeze(0)
         finals: list[State] = []
-        layer_input = x
+        layer_input = x.transpose(0, 1)  # (T, B, I): time-major inside, so every step's slice is contiguous
         for layer in range(self.num_layers):
             outs = []
             for direction in range(D):
@@ -183,35 +202,63 @@ class RecurrentLayer(nn.Module):
                                             layer, direction)
                 outs.append(out)
                 finals.append(final)
-            layer_input = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (B, T, D·H)
+            layer_input = outs[0] if D == 1 else torch.cat(outs, dim=-1)  # (T, B, D·H)
             if layer < self.num_layers - 1 and self.dropout_p > 0:
                 layer_input = self.dropout(layer_input)
         final_state = tuple(torch.stack([f[k] for f in finals]) for k in range(len(self.state_names)))
-        return layer_input, final_state
+        return layer_input.transpose(0, 1), final_state  # (B, T, D·H), as torch.nn's batch_first returns it
 
     def _run_cell(self, cell: RecurrentCell, x: Tensor, lengths: Tensor | None, valid: Tensor | None,
                   state: State, layer: int, direction: int) -> tuple[Tensor, State]:
+        """One cell over x (T, B, I) -> out (T, B, H), final state."""
         if direction == 1:
-            x = reverse_padded(x, lengths)
-        x_proj = cell.project_input(x)  # (B, T, G·H): every input term in one matmul
+            x = reverse_padded(x, lengths, time_dim=0)
         observer = self.observer
+        eager_only = cell.record is not None or torch.is_autocast_enabled(x.device.type)
+        result = None
+        if observer is None and not eager_only:
+            result = cell.scan(x, state, valid)  # all steps at once; None when the cell has no scan
+        if result is None:  # step by step: an observer (diagnostics), recorded gates, autocast or no scan
+            step = self._compiled_step(cell) if self.compile and not eager_only else cell.step
+            x_proj = cell.project_input(x)  # (T, B, G·H): every input term in one matmul
+            result = self._loop(step, x_proj, valid, state, layer, direction, observer)
+        out, state = result
+        if direction == 1:
+            out = reverse_padded(out, lengths, time_dim=0)
+        return out, state
+
+    def _compiled_step(self, cell: RecurrentCell) -> Callable:
+        """``torch.compile`` of the cell's step: its shapes do not depend on T, so one compilation serves every
+        sequence length (and, parameters being graph inputs, every cell of the class)."""
+        key = type(cell)
+        if key not in self._compiled_steps:
+            self._compiled_steps[key] = torch.compile(type(cell).step, dynamic=False)
+        compiled = self._compiled_steps[key]
+        return lambda x_proj, state: compiled(cell, x_proj, state)
+
+    @staticmethod
+    def _loop(step: Callable, x_proj: Tensor, valid: Tensor | None, state: State, layer: int, direction: int,
+              observer: Observer | None) -> tuple[Tensor, State]:
+        """The time loop over ``step``: what diagnostics observe (each h_t is a node of the autograd graph)."""
         outs = []
-        for t in range(x.shape[1]):
-            h, new_state = cell.step(x_proj[:, t], state)
+        for t in range(x_proj.shape[0]):
+            h, new_state = step(x_proj[t], state)
             if observer is not None:
                 observer(layer, direction, t, h)
             if valid is None:
                 state = new_state
             else:  # a finished sequence keeps its state and emits zeros
-                m = valid[:, t].unsqueeze(1)  # (B, 1)
+                m = valid[t].unsqueeze(1)  # (B, 1)
                 state = tuple(torch.where(m, n, o) for n, o in zip(new_state, state))
                 h = torch.where(m, h, torch.zeros_like(h))
             outs.append(h)
-        out = torch.stack(outs, dim=1)  # (B, T, H)
-        if direction == 1:
-            out = reverse_padded(out, lengths)
-        return out, state
+        return torch.stack(outs), state  # (T, B, H)
+
+    def __getstate__(self) -> dict:
+        """Pickling and deep copies leave the compiled functions behind (they are rebuilt on use)."""
+        return {**self.__dict__, "_compiled_steps": {}}
 
     def extra_repr(self) -> str:
         return (f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"bidirectional={self.bidirectional}, dropout={self.dropout_p}, impl={self.impl!r}")
+                f"bidirectional={self.bidirectional}, dropout={self.dropout_p}, impl={self.impl!r}"
+                + (", compile=True" if self.compile else ""))

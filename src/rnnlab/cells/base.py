@@ -21,6 +21,25 @@ from torch.nn import functional as F
 State = tuple[Tensor, ...]
 
 
+# ∂L/∂pre from ∂L/∂out and out, for out = tanh(pre), σ(pre), relu(pre): what autograd itself calls
+tanh_grad = torch.ops.aten.tanh_backward  # (grad, out), optionally grad_input=<buffer to write into>
+sigmoid_grad = torch.ops.aten.sigmoid_backward
+relu_grad = torch.ops.aten.threshold_backward  # (grad, out, 0)
+
+
+def rows(x: Tensor) -> Tensor:
+    """(T, B, K) -> (T·B, K): every step's rows, for a weight gradient summed over all steps in one matmul."""
+    return x.reshape(-1, x.shape[-1])
+
+
+def step_masks(valid: Tensor | None, dtype: torch.dtype) -> tuple[Tensor, Tensor] | tuple[None, None]:
+    """(T, B) bool -> (m, 1 − m), each (T, B, 1) in ``dtype``, for a hand-written backward; Nones without padding."""
+    if valid is None:
+        return None, None
+    m = valid.unsqueeze(-1).to(dtype)
+    return m, 1 - m
+
+
 class RecurrentCell(nn.Module):
     """One layer, one direction, one time step.
 
@@ -86,6 +105,19 @@ class RecurrentCell(nn.Module):
     def step(self, x_proj: Tensor, state: State) -> tuple[Tensor, State]:
         """Advance one step given ``x_proj = project_input(x_t)`` (B, G·H)."""
         raise NotImplementedError
+
+    def scan(self, x: Tensor, state: State, valid: Tensor | None = None) -> tuple[Tensor, State] | None:
+        """Every step at once, the fast path. Time-major, so that each step's slice is contiguous:
+        ``x`` (T, B, I) the layer's input, ``valid`` (T, B) bool or None (no padding).
+
+        Returns out (T, B, H), zero past each sequence's end, and the final state (a finished sequence
+        keeps its state), or ``None`` when the cell has no fast path: the layer then loops :meth:`step`.
+        The built-in cells implement it as one ``torch.autograd.Function`` each: no autograd graph per
+        step, the backward derived by hand, weight gradients in one matmul over all steps, and b_hh
+        folded into the input projection wherever the equations add it to x_t W_x. Tests hold it equal
+        to :meth:`step` and to ``torch.nn`` in float64, gradients included.
+        """
+        return None
 
     def forward(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """h_t, state_t from x_t (B, I) and state_{t-1} (zeros when None)."""

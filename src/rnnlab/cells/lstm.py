@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
-from rnnlab.cells.base import RecurrentCell, State
+from rnnlab.cells.base import RecurrentCell, State, rows, sigmoid_grad, step_masks, tanh_grad
 
 
 class LSTMCell(RecurrentCell):
@@ -57,5 +59,75 @@ class LSTMCell(RecurrentCell):
         self._record(i=i, f=f, o=o, c_tilde=c_tilde)
         return h, (h, c)
 
+    def scan(self, x: Tensor, state: State, valid: Tensor | None = None) -> tuple[Tensor, State]:
+        # tanh a = 2σ(2a) − 1: with the c̃ rows doubled (2a), one σ covers all four gates of a step
+        H = self.hidden_size
+        scale = torch.ones(4 * H, 1, dtype=self.weight_hh.dtype, device=self.weight_hh.device)
+        scale[2 * H: 3 * H] = 2.0
+        bias = None if self.bias_ih is None else (self.bias_ih + self.bias_hh) * scale[:, 0]
+        x_proj = F.linear(x, self.weight_ih * scale, bias)  # (T, B, 4H), b_hh folded in
+        out, h, c = _LSTMScan.apply(x_proj, state[0], state[1], self.weight_hh * scale, valid)
+        return out, (h, c)
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, forget_bias={self.forget_bias}"
+
+
+class _LSTMScan(torch.autograd.Function):
+    """:meth:`LSTMCell.step` over all T steps, without an autograd graph per step (see ``RecurrentCell.scan``).
+
+    Takes u = pre-activations with the c̃ block doubled (``scan`` doubles those rows of W_x, W_h, b), so
+    that σ(u) gives i, f, o and 2σ(u) − 1 = tanh(u / 2) gives c̃; hence ∂c̃/∂u = (1 − c̃²) / 2.
+    Backward per step: ∂L/∂u_o = σ'·(∂L/∂h_t ⊙ tanh c_t); ∂L/∂c_t += tanh'·(∂L/∂h_t ⊙ o); then
+    ∂L/∂u_i = σ'·(∂L/∂c_t ⊙ c̃), ∂L/∂u_f = σ'·(∂L/∂c_t ⊙ c_{t-1}), ∂L/∂u_c̃ = tanh'·(∂L/∂c_t ⊙ i) / 2,
+    ∂L/∂c_{t-1} = ∂L/∂c_t ⊙ f, ∂L/∂h_{t-1} = ∂L/∂u_t W_h. Weight gradients are one matmul over all steps.
+    """
+
+    @staticmethod
+    def forward(ctx, x_proj, h0, c0, weight_hh, valid):
+        T, B, G = x_proj.shape
+        H = G // 4
+        gates = torch.empty_like(x_proj)  # (T, B, 4H): i, f, c̃, o of every step
+        hs, cs = x_proj.new_empty(T + 1, B, H), x_proj.new_empty(T + 1, B, H)  # h_0 … h_T, c_0 … c_T
+        hs[0], cs[0] = h0, c0
+        tanh_cs = x_proj.new_empty(T, B, H)  # tanh c_t
+        i, f, c_tilde, o = (gates[..., k * H: (k + 1) * H].unbind(0) for k in range(4))
+        h, c, tc = hs.unbind(0), cs.unbind(0), tanh_cs.unbind(0)
+        w_t = weight_hh.t()
+        for t in range(T):
+            torch.addmm(x_proj[t], h[t], w_t, out=gates[t]).sigmoid_()
+            c_tilde[t].mul_(2).sub_(1)
+            torch.addcmul(f[t] * c[t], i[t], c_tilde[t], out=c[t + 1])
+            if valid is not None:
+                torch.where(valid[t, :, None], c[t + 1], c[t], out=c[t + 1])
+            torch.mul(o[t], torch.tanh(c[t + 1], out=tc[t]), out=h[t + 1])
+            if valid is not None:
+                torch.where(valid[t, :, None], h[t + 1], h[t], out=h[t + 1])
+        ctx.save_for_backward(gates, hs, cs, tanh_cs, weight_hh, valid)
+        out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
+        return out, hs[T].clone(), cs[T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out, g_h, g_c):
+        gates, hs, cs, tanh_cs, weight_hh, valid = ctx.saved_tensors
+        T, _, G = gates.shape
+        H = G // 4
+        m, keep = step_masks(valid, gates.dtype)
+        g_out = g_out.contiguous() if m is None else g_out * m
+        i, f, c_tilde, o = (gates[..., k * H: (k + 1) * H] for k in range(4))
+        d_x = torch.empty_like(gates)  # (T, B, 4H): ∂L/∂u
+        c_prev = cs[:-1]
+        dh, dc = g_h, g_c
+        for t in range(T - 1, -1, -1):
+            dh = dh + g_out[t]
+            dh_cell, dc_cell = (dh, dc) if m is None else (dh * m[t], dc * m[t])
+            d_o = sigmoid_grad(dh_cell * tanh_cs[t], o[t])
+            dc_cell = dc_cell + tanh_grad(dh_cell * o[t], tanh_cs[t])  # ∂L/∂c_t
+            torch.cat([sigmoid_grad(dc_cell * c_tilde[t], i[t]), sigmoid_grad(dc_cell * c_prev[t], f[t]),
+                       tanh_grad(dc_cell * i[t], c_tilde[t]).mul_(0.5), d_o], 1, out=d_x[t])
+            dc = dc_cell * f[t] if m is None else torch.addcmul(dc_cell * f[t], dc, keep[t])
+            d_prev = d_x[t].mm(weight_hh)
+            dh = d_prev if m is None else d_prev.addcmul_(dh, keep[t])
+        d_w = rows(d_x).t().mm(rows(hs[:-1]))
+        return d_x, dh, dc, d_w, None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
-from rnnlab.cells.base import RecurrentCell, State
+from rnnlab.cells.base import RecurrentCell, State, relu_grad, rows, step_masks, tanh_grad
 
 
 class RNNCell(RecurrentCell):
@@ -37,5 +39,56 @@ class RNNCell(RecurrentCell):
         h = self._phi(x_proj + self.hidden_term(h_prev))  # (B, H)
         return h, (h,)
 
+    def scan(self, x: Tensor, state: State, valid: Tensor | None = None) -> tuple[Tensor, State]:
+        bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
+        x_proj = F.linear(x, self.weight_ih, bias)  # (T, B, H): x_t W_x + b for every step
+        out, h = _RNNScan.apply(x_proj, state[0], self.weight_hh, valid, self.nonlinearity == "relu")
+        return out, (h,)
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, nonlinearity={self.nonlinearity}"
+
+
+class _RNNScan(torch.autograd.Function):
+    """:meth:`RNNCell.step` over all T steps, without an autograd graph per step (see ``RecurrentCell.scan``).
+
+    Backward: ∂L/∂pre_t = ∂L/∂h_t ⊙ φ'(pre_t), ∂L/∂h_{t-1} = ∂L/∂pre_t W_h, and ∂L/∂W_h = Σ_t ∂L/∂pre_tᵀ h_{t-1}
+    as one matmul over all steps. A padded step (m_t = 0) keeps h: its ∂L/∂h passes straight through.
+    """
+
+    @staticmethod
+    def forward(ctx, x_proj, h0, weight_hh, valid, relu):
+        T, B, H = x_proj.shape
+        hs = x_proj.new_empty(T + 1, B, H)  # h_0 … h_T
+        hs[0], hs[1:] = h0, x_proj  # the input terms, turned into h_t in place below
+        w_t, phi_ = weight_hh.t(), (torch.relu_ if relu else torch.tanh_)
+        h_prev, h = hs.unbind(0)[:-1], hs.unbind(0)[1:]
+        for t in range(T):
+            phi_(h[t].addmm_(h_prev[t], w_t))
+            if valid is not None:
+                torch.where(valid[t, :, None], h[t], h_prev[t], out=h[t])
+        ctx.save_for_backward(hs, weight_hh, valid)
+        ctx.relu = relu
+        out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
+        return out, hs[T].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_out, g_h):
+        hs, weight_hh, valid = ctx.saved_tensors
+        T = hs.shape[0] - 1
+        m, keep = step_masks(valid, hs.dtype)
+        g_out = g_out.contiguous() if m is None else g_out * m
+        d_pre = torch.empty_like(hs[1:])  # (T, B, H)
+        h = hs.unbind(0)[1:]
+        dh = g_h
+        for t in range(T - 1, -1, -1):
+            dh = dh + g_out[t]
+            dh_cell = dh if m is None else dh * m[t]
+            if ctx.relu:
+                d_prev = relu_grad(dh_cell, h[t], 0, grad_input=d_pre[t]).mm(weight_hh)
+            else:
+                d_prev = tanh_grad(dh_cell, h[t], grad_input=d_pre[t]).mm(weight_hh)
+            dh = d_prev if m is None else d_prev.addcmul_(dh, keep[t])
+        d_w = rows(d_pre).t().mm(rows(hs[:-1]))
+        return d_pre, dh, d_w, None, None
