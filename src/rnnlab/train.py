@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
 from rnnlab.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
+from rnnlab.diagnostics import GradientDiagnostics
 from rnnlab.lightning_module import SequenceLightningModule
 from rnnlab.loggers import build_logger, finish_wandb
 from rnnlab.summary import print_summary
@@ -105,12 +106,17 @@ def train(cfg: DictConfig) -> dict:
                                     "data_name": spec.name, "params": model.num_parameters})
         callbacks = [ThroughputTimer(), DivergenceGuard(), StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
         callbacks += [RichProgressBar()] if cfg.progress_bar else []
+        every = (cfg.get("diagnostics") or {}).get("every_n_steps") or 0  # 0: off
+        diagnostics = GradientDiagnostics(every, output_dir) if every != 0 else None
+        callbacks += [diagnostics] if diagnostics else []
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
                               enable_progress_bar=bool(cfg.progress_bar), enable_checkpointing=True)
         if ckpt_path:
             log.info("resuming from %s", ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         results.update(ThroughputTimer.read(trainer))
+        if diagnostics is not None:
+            results["gradients"].update(diagnostics.summary())
         divergence = DivergenceGuard.read(trainer)
         if divergence is not None:
             results.update(status="diverged", divergence=divergence,
@@ -149,3 +155,4 @@ def _summarise_to_wandb(results: dict) -> None:
                                   if k in ("status", "error", "params", "steps", "train_seconds",
                                            "tokens_per_second", "baseline_loss")})
         wandb.run.summary.update({f"final/{k}": v for k, v in results["metrics"].items() if v is not None})
+        wandb.run.summary.update({f"gradients/{k}": v for k, v in results["gradients"].items() if v is not None})
