@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
 from rnnlab.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.diagnostics import GradientDiagnostics
+from rnnlab.embeddings import apply_embeddings, prepare_embeddings
 from rnnlab.lightning_module import SequenceLightningModule
 from rnnlab.loggers import build_logger, finish_wandb
 from rnnlab.summary import print_summary
@@ -89,8 +90,13 @@ def train(cfg: DictConfig) -> dict:
         spec = datamodule.spec
         if getattr(datamodule, "stats", None):  # file-based sets: sizes, vocabulary, <unk> rate, padding
             results["data_stats"] = datamodule.stats
+        vectors, results["embeddings"] = prepare_embeddings(cfg.embeddings, datamodule, cfg.seed)
+        if spec.vocab_size is not None and results["embeddings"]["dim"] != cfg.embeddings.dim:
+            cfg.embeddings.dim = results["embeddings"]["dim"]  # the vectors decide; model.embedding_dim follows
+            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
         # called, not passed to instantiate, which would turn the DataSpec dataclass into a DictConfig
         model = instantiate(cfg.model, _partial_=True)(spec=spec)
+        apply_embeddings(model, vectors, results["embeddings"]["freeze"])
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
         run_config = OmegaConf.to_container(cfg, resolve=True)
         module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
