@@ -1,5 +1,6 @@
 """Train one configuration: ``python run.py model=gru``; sweep: ``python run.py -m model=rnn,lstm,gru``."""
 
+import math
 import sys
 
 import hydra
@@ -15,6 +16,8 @@ def main(cfg: DictConfig) -> float | None:
     results = train(cfg)
     if results["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(f"error: {results['error']}")  # one line, exit code 1; the traceback is in results.json
+    if results["status"] == "diverged":
+        return math.inf  # the worst objective: hyper-parameter sweepers steer away from it
     return results["metrics"].get("val/loss")  # the objective for hyper-parameter sweepers
 
 

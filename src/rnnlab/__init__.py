@@ -1,3 +1,5 @@
 """rnnlab: vanilla RNN, LSTM and GRU side by side, with gradient diagnostics through time."""
 
 __version__ = "0.1.0"
+
+from rnnlab import resolvers as _resolvers  # noqa: E402,F401 - registers the ${rnnlab.*} config resolvers

@@ -29,6 +29,7 @@ from rnnlab.embeddings import apply_embeddings, prepare_embeddings
 from rnnlab.lightning_module import SequenceLightningModule
 from rnnlab.loggers import build_logger, finish_wandb
 from rnnlab.summary import print_summary
+from rnnlab.sweep_resume import completed_results
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("val/loss", "test/loss", "test/acc", "test/ppl")  # always present; others added when logged
@@ -76,6 +77,8 @@ def train(cfg: DictConfig) -> dict:
     output_dir, group = run_context(cfg)
     if cfg.get("resume") and Path(cfg.resume).is_dir():
         output_dir = Path(cfg.resume)  # a resumed run continues in its own directory
+    if cfg.get("skip_completed") and (done := completed_results(cfg, output_dir)) is not None:
+        return done  # a resumed sweep: this run already finished with this config
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     results = new_results(cfg)
