@@ -1,0 +1,61 @@
+"""The benchmark command runs end to end (quick mode) and writes a well-formed table and JSON; compile=True
+computes what the eager layer computes. No timing is asserted: speed targets live in the bench output."""
+
+import json
+
+import pytest
+import torch
+
+from rnnlab import bench
+from rnnlab.cells import GRUCell, LSTMCell
+from rnnlab.recurrent import RecurrentLayer
+
+
+def test_quick_bench_writes_table_and_json(tmp_path):
+    result = bench.main(["--quick", "--out", str(tmp_path), "--rounds", "2"])
+    stem = tmp_path / result["machine"]["file_stem"]
+    data = json.loads(stem.with_suffix(".json").read_text())
+    assert data["device"] in ("cpu", "cuda") and data["machine"]["torch"] == torch.__version__
+    rows = data["rows"]
+    assert {(r["cell"], r["impl"]) for r in rows} >= {(c, i) for c in ("rnn", "lstm", "gru")
+                                                     for i in ("fused", "unrolled")}
+    for r in rows:
+        assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        assert r["ratio_min"] <= r["ratio_to_fused"] <= r["ratio_max"] and r["ratio_to_fused"] > 0
+        assert r["tokens_per_s"] > 0
+        if r["impl"] == "fused":
+            assert r["ratio_to_fused"] == 1.0
+    framework = data["framework"]
+    assert framework["steps_per_s_ratio"] > 0 and framework["train_tokens_per_s"] > 0
+    assert set(data["diagnostics"]["tokens_per_s"]) == {"0", "50", "1"}
+
+    table = stem.with_suffix(".md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| shape |"))
+    assert "× fused" in header and "tokens/s" in header and "peak MiB" in header
+    body = [line for line in table.splitlines() if line.startswith("| B4 ")]
+    assert len(body) == len(rows)
+    assert "steps/s ratio framework / bare" in table and "Diagnostics overhead" in table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", [GRUCell, LSTMCell], ids=["gru", "lstm"])
+def test_compiled_step_loop_matches_eager(cell):
+    """compile=True compiles cell.step for the step loop (the one an observer, i.e. a diagnostics step, runs)."""
+    torch.manual_seed(0)
+    eager = RecurrentLayer(cell, 3, 8, num_layers=2)
+    torch.manual_seed(0)
+    compiled = RecurrentLayer(cell, 3, 8, num_layers=2, compile=True)
+    seen = []
+    compiled.observer = lambda layer, direction, t, h: seen.append(t)
+    for T in (5, 7):  # a second length reuses the per-step compilation
+        x = torch.randn(4, T, 3)
+        lengths = torch.tensor([T, 2, T, 1])
+        results = []
+        for layer in (eager, compiled):
+            layer.zero_grad(set_to_none=True)
+            out, (h, *_) = layer(x, lengths)
+            (out.sum() + h.pow(2).sum()).backward()
+            results.append([out, h, *(p.grad for p in layer.parameters())])
+        for a, b in zip(*results):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert len(seen) == 2 * (5 + 7) and compiled._compiled_steps
