@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rnnlab.resolvers import usable_cores
 from rnnlab.train import train
 
 # One batch of 32 per step in one process = two ranks of 16: with the whole training set in one step
@@ -36,3 +37,18 @@ def test_ddp_on_two_cpu_processes_matches_one_process(make_config):
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["last.ckpt", "step8.ckpt"]
     assert len(list(out.rglob("results.json"))) == 1 and len(list(out.rglob("metrics.csv"))) == 1
     assert ddp["tokens_per_second"] > 0
+
+
+def test_more_devices_than_the_machine_has_fail_before_training(make_config):
+    cores = usable_cores()
+    results = train(make_config(["logger=none", f"trainer.devices={cores + 1}"]))
+    assert results["status"] == "failed" and results["steps"] == 0
+    assert results["error"] == (f"trainer.devices={cores + 1} but this machine has {cores} usable CPU cores: "
+                                f"set trainer.devices to at most {cores}")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    results = train(make_config(["logger=none", "trainer=gpu", f"trainer.devices=[{gpus}]"]))
+    assert results["status"] == "failed" and results["steps"] == 0
+    if gpus:
+        assert results["error"].startswith(f"trainer.devices=[{gpus}] but this machine has {gpus} CUDA GPUs")
+    else:
+        assert results["error"] == "trainer.accelerator=gpu but no CUDA GPU is visible here: use trainer=cpu"

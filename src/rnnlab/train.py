@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import RichProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
 from rnnlab.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
@@ -28,6 +28,7 @@ from rnnlab.diagnostics import GradientDiagnostics
 from rnnlab.embeddings import apply_embeddings, prepare_embeddings
 from rnnlab.lightning_module import SequenceLightningModule
 from rnnlab.loggers import build_logger, finish_wandb
+from rnnlab.resolvers import usable_cores
 from rnnlab.summary import print_summary
 from rnnlab.sweep_resume import completed_results
 
@@ -65,6 +66,25 @@ def new_results(cfg: DictConfig) -> dict:
             "gradients": {"h_norm_first": None, "h_norm_last": None, "log10_ratio_first_last": None}}
 
 
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """Refuse more devices than this machine has, before anything starts: Lightning says less, and later
+    (on CPU it even starts more processes than there are cores)."""
+    devices, accelerator = trainer_cfg.get("devices"), trainer_cfg.get("accelerator")
+    if accelerator in ("gpu", "cuda"):
+        available, what = (torch.cuda.device_count() if torch.cuda.is_available() else 0), "CUDA GPUs"
+    elif accelerator == "cpu":
+        available, what = usable_cores(), "usable CPU cores"
+    else:
+        return  # "auto" or another accelerator: Lightning decides
+    if available == 0:
+        raise ValueError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible here: use trainer=cpu")
+    wanted = (max(devices) + 1 if devices else 0) if isinstance(devices, (list, ListConfig)) else devices
+    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > available:
+        asked = list(devices) if isinstance(devices, (list, ListConfig)) else devices
+        raise ValueError(f"trainer.devices={asked} but this machine has {available} {what}: "
+                         f"set trainer.devices to at most {available}")
+
+
 def _finite_or_none(value) -> float | None:
     if value is None:
         return None
@@ -84,6 +104,7 @@ def train(cfg: DictConfig) -> dict:
     results = new_results(cfg)
     started = time.perf_counter()
     try:
+        check_devices(cfg.trainer)
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
         L.seed_everything(cfg.seed, workers=True, verbose=False)
