@@ -15,7 +15,8 @@ from hydra.experimental.callback import Callback
 log = logging.getLogger(__name__)
 
 COLUMNS = ("model", "impl", "data", "seed", "status", "params", "steps", "train_seconds", "tokens_per_second",
-           "val/loss", "test/loss", "test/acc", "test/ppl", "baseline_loss")
+           "val/loss", "test/loss", "test/acc", "test/ppl", "baseline_loss",
+           "gradients.init_log10_ratio_first_last", "gradients.log10_ratio_first_last")
 
 
 def collect(root: str | Path) -> list[dict]:
@@ -33,7 +34,10 @@ def collect(root: str | Path) -> list[dict]:
 
 
 def _cell(result: dict, column: str) -> str:
-    value = result.get("metrics", {}).get(column) if "/" in column else result.get(column)
+    if column.startswith("gradients."):  # the decay summary: log10(‖∂L/∂h_first‖ / ‖∂L/∂h_last‖)
+        value = (result.get("gradients") or {}).get(column.removeprefix("gradients."))
+    else:
+        value = result.get("metrics", {}).get(column) if "/" in column else result.get(column)
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -57,13 +61,34 @@ def write_table(root: str | Path) -> str:
     return text
 
 
+def link_wandb_runs(root: str | Path) -> list[Path]:
+    """``<root>/wandb/<run>`` -> each run's own ``<run dir>/wandb/<run>`` (relative links), so that
+    ``wandb leet <root>/wandb`` browses every run of a sweep and ``wandb sync <root>/wandb/offline-run-*``
+    uploads them all. Returns the links."""
+    root = Path(root)
+    runs = [p for p in sorted(root.glob("*/wandb/*-run-*")) if p.is_dir() and not p.is_symlink()]
+    if not runs:
+        return []
+    (root / "wandb").mkdir(exist_ok=True)
+    links = []
+    for run in runs:
+        link = root / "wandb" / run.name
+        if not link.is_symlink():
+            link.symlink_to(Path("..") / run.relative_to(root))
+        links.append(link)
+    return links
+
+
 class SweepTableCallback(Callback):
-    """Hydra callback: at the end of a multirun, print and save the table of its runs."""
+    """Hydra callback: at the end of a multirun, print and save the table of its runs, and gather their
+    W&B runs under ``<sweep dir>/wandb``."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         root = Path(config.hydra.sweep.dir)
         if root.exists():
             print(f"\nSweep results ({root}/summary.md):\n{write_table(root)}")
+            if link_wandb_runs(root):
+                print(f"W&B runs of the sweep: wandb leet {root}/wandb  (upload: wandb sync {root}/wandb/offline-run-*)")
 
 
 def main(argv: list[str] | None = None) -> None:
