@@ -60,7 +60,7 @@ class StepCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer, pl_module) -> None:
         super().on_train_end(trainer, pl_module)
         if not trainer.sanity_checking and trainer.global_step > 0:
-            trainer.save_checkpoint(Path(self.dirpath) / LAST)
+            trainer.save_checkpoint(Path(self.dirpath) / LAST, weights_only=False)  # optimizer state too: resumable
 
 
 def _differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
