@@ -32,7 +32,7 @@ def test_every_model_trains_on_every_generated_data_set(make_config, model, data
 
 
 def test_every_config_option_in_the_groups_composes(make_config):
-    for group in ("optimizer", "trainer", "logger", "embeddings"):
+    for group in ("optimizer", "trainer", "logger", "embeddings", "experiment"):
         for option in options(group):
             make_config([f"{group}={option}"])
 
