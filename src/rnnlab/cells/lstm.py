@@ -95,14 +95,15 @@ class _LSTMScan(torch.autograd.Function):
         h, c, tc = hs.unbind(0), cs.unbind(0), tanh_cs.unbind(0)
         w_t = weight_hh.t()
         for t in range(T):
-            torch.addmm(x_proj[t], h[t], w_t, out=gates[t]).sigmoid_()
-            c_tilde[t].mul_(2).sub_(1)
-            torch.addcmul(f[t] * c[t], i[t], c_tilde[t], out=c[t + 1])
+            torch.addmm(x_proj[t], h[t], w_t, out=gates[t]).sigmoid_()  # i, f, s = σ(2a) for c̃ = 2s − 1, o
+            # c_t = f ⊙ c_{t-1} + i ⊙ (2s − 1) = f ⊙ c_{t-1} − i + 2 i ⊙ s: c̃ itself is fixed up after the loop
+            torch.addcmul(torch.mul(f[t], c[t]).sub_(i[t]), i[t], c_tilde[t], value=2, out=c[t + 1])
             if valid is not None:
                 torch.where(valid[t, :, None], c[t + 1], c[t], out=c[t + 1])
             torch.mul(o[t], torch.tanh(c[t + 1], out=tc[t]), out=h[t + 1])
             if valid is not None:
                 torch.where(valid[t, :, None], h[t + 1], h[t], out=h[t + 1])
+        gates[..., 2 * H: 3 * H].mul_(2).sub_(1)  # c̃ = 2s − 1, all steps at once
         ctx.save_for_backward(gates, hs, cs, tanh_cs, weight_hh, valid)
         out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
         return out, hs[T].clone(), cs[T].clone()
@@ -116,16 +117,23 @@ class _LSTMScan(torch.autograd.Function):
         m, keep = step_masks(valid, gates.dtype)
         g_out = g_out.contiguous() if m is None else g_out * m
         i, f, c_tilde, o = (gates[..., k * H: (k + 1) * H] for k in range(4))
+        B = gates.shape[1]
+        # the factors that do not depend on the recurrence, for all steps at once (few ops per step below)
+        dc_dh = o * (1 - tanh_cs * tanh_cs)  # ∂c-path of ∂L/∂h_t: o ⊙ tanh'(c_t)
+        du_dc = torch.cat([sigmoid_grad(c_tilde, i), sigmoid_grad(cs[:-1], f),
+                           tanh_grad(i, c_tilde).mul_(0.5)], -1).view(T, B, 3, H)  # ∂u_{i,f,c̃}/∂c_t
+        du_dh = sigmoid_grad(tanh_cs, o)  # ∂u_o/∂h_t: tanh c_t ⊙ σ'(u_o)
         d_x = torch.empty_like(gates)  # (T, B, 4H): ∂L/∂u
-        c_prev = cs[:-1]
+        d_ifc, d_o = d_x[..., : 3 * H].view(T, B, 3, H), d_x[..., 3 * H:]
+        out_grad = bool(g_out.any())  # one-prediction readouts use the final state only: g_out is zero
         dh, dc = g_h, g_c
         for t in range(T - 1, -1, -1):
-            dh = dh + g_out[t]
+            if out_grad:
+                dh = dh + g_out[t]
             dh_cell, dc_cell = (dh, dc) if m is None else (dh * m[t], dc * m[t])
-            d_o = sigmoid_grad(dh_cell * tanh_cs[t], o[t])
-            dc_cell = dc_cell + tanh_grad(dh_cell * o[t], tanh_cs[t])  # ∂L/∂c_t
-            torch.cat([sigmoid_grad(dc_cell * c_tilde[t], i[t]), sigmoid_grad(dc_cell * c_prev[t], f[t]),
-                       tanh_grad(dc_cell * i[t], c_tilde[t]).mul_(0.5), d_o], 1, out=d_x[t])
+            dc_cell = torch.addcmul(dc_cell, dh_cell, dc_dh[t])  # ∂L/∂c_t
+            torch.mul(dc_cell.unsqueeze(1), du_dc[t], out=d_ifc[t])
+            torch.mul(dh_cell, du_dh[t], out=d_o[t])
             dc = dc_cell * f[t] if m is None else torch.addcmul(dc_cell * f[t], dc, keep[t])
             d_prev = d_x[t].mm(weight_hh)
             dh = d_prev if m is None else d_prev.addcmul_(dh, keep[t])
