@@ -59,6 +59,7 @@ class SequenceLightningModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         # keyed "<stage>_metrics": a ModuleDict key "train" would shadow nn.Module.train
         self.metrics = nn.ModuleDict({f"{s}_metrics": _metrics(self.spec).clone(prefix=f"{s}/") for s in STAGES})
+        self.train_loss = MeanMetric()
         self._carried: dict[str, tuple[Tensor, ...] | None] = {s: None for s in STAGES}
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
@@ -83,14 +84,32 @@ class SequenceLightningModule(L.LightningModule):
             if not language_modeling:  # Perplexity wants (B, T, V); accuracy wants flat rows
                 pred, y = flat_pred, flat_y
         B = x.shape[0]
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True,
-                 batch_size=B, sync_dist=stage != "train")
+        metrics = self.metrics[f"{stage}_metrics"]
         if self.spec.task == "multilabel":
-            self.metrics[f"{stage}_metrics"].update(loss.detach(), weight=B)
+            metrics.update(loss.detach(), weight=B)
         else:
-            self.metrics[f"{stage}_metrics"].update(pred.detach(), y)
-        self.log_dict(self.metrics[f"{stage}_metrics"], on_step=False, on_epoch=True, batch_size=B)
+            metrics.update(pred.detach(), y)
+        if stage == "train":
+            self.train_loss.update(loss.detach(), weight=B)  # the epoch mean, exact, whatever is logged
+            if not self._logger_writes_this_step():
+                return loss
+        # Metric objects: Lightning computes them at the epoch's end from all the updates above
+        self.log(f"{stage}/loss", loss if stage == "train" else loss.detach(), prog_bar=True,
+                 on_step=stage == "train", on_epoch=stage != "train", batch_size=B, sync_dist=stage != "train")
+        if stage == "train":
+            self.log("train/loss_epoch", self.train_loss, on_step=False, on_epoch=True)
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=B)
         return loss
+
+    def _logger_writes_this_step(self) -> bool:
+        """Whether Lightning writes logged values this training step (every ``trainer.log_every_n_steps``).
+
+        ``self.log`` costs ~1.5 ms a call however little is logged (measured: loss + metrics were 3.5 ms of
+        a 27 ms step of the default run), so training steps in between log nothing; what they compute
+        still reaches the epoch values through the Metric objects.
+        """
+        connector = getattr(self.trainer, "_logger_connector", None)
+        return True if connector is None else bool(connector.should_update_logs)
 
     def training_step(self, batch, batch_idx):
         return self._step(batch, "train")
