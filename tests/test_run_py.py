@@ -15,7 +15,7 @@ def run_py(*args: str, cwd=ROOT):
 
 
 def test_multirun_writes_one_result_per_run_and_a_table(tmp_path):
-    proc = run_py("-m", "model=rnn,lstm,gru", f"hydra.sweep.dir={tmp_path}")
+    proc = run_py("-m", "model=rnn,lstm,gru", "logger=wandb", f"hydra.sweep.dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/results.json"))]
     assert sorted(r["model"] for r in results) == ["gru", "lstm", "rnn"]
