@@ -78,10 +78,13 @@ def check_devices(trainer_cfg: DictConfig) -> None:
         return  # "auto" or another accelerator: Lightning decides
     if available == 0:
         raise ValueError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible here: use trainer=cpu")
-    wanted = (max(devices) + 1 if devices else 0) if isinstance(devices, (list, ListConfig)) else devices
-    if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > available:
-        asked = list(devices) if isinstance(devices, (list, ListConfig)) else devices
-        raise ValueError(f"trainer.devices={asked} but this machine has {available} {what}: "
+    if isinstance(devices, (list, ListConfig)):  # device indices: the highest must exist
+        devices = list(devices)
+        wanted = max(devices) + 1 if devices else 0
+    else:  # a count, or "auto" / -1 for Lightning to resolve
+        wanted = devices if isinstance(devices, int) and not isinstance(devices, bool) else 0
+    if wanted > available:
+        raise ValueError(f"trainer.devices={devices} but this machine has {available} {what}: "
                          f"set trainer.devices to at most {available}")
 
 
