@@ -33,7 +33,7 @@ from rnnlab.data.base import DataSpec, SequenceDataModule, require_positive
 from rnnlab.data.download import Archive, Source, download
 from rnnlab.data.fetch import fetch_files
 from rnnlab.data.text_classification import identify
-from rnnlab.data.vocab import UNK, Vocab
+from rnnlab.data.vocab import UNK, Vocab, VocabCheckpoint
 
 log = logging.getLogger(__name__)
 EOS = "<eos>"
@@ -84,7 +84,7 @@ def read_lines(path: Path) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
-class LanguageModelingDataModule(SequenceDataModule):
+class LanguageModelingDataModule(VocabCheckpoint, SequenceDataModule):
     """Base of the language-modelling sets. A file-based subclass sets the class attributes below;
     one whose text comes from elsewhere overrides :meth:`lines` and :meth:`check_root`."""
 
@@ -250,11 +250,3 @@ class LanguageModelingDataModule(SequenceDataModule):
         starts = np.concatenate([[0], ends[:-1] + 1])
         return [[itos[i] for i in ids[a:b]] for a, b in zip(starts, ends) if b > a]
 
-    def state_dict(self) -> dict:
-        return {"itos": self.vocab.itos} if self.vocab is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """A checkpoint's vocabulary must be the one built from the data now (resume)."""
-        if "itos" in state and self.vocab is not None and state["itos"] != self.vocab.itos:
-            raise ValueError(f"the checkpoint's vocabulary ({len(state['itos'])} tokens) differs from the one "
-                             f"built now ({len(self.vocab)}): different files or data.* settings")

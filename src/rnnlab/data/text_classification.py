@@ -34,7 +34,7 @@ from rnnlab.data.bucketing import (
     padding_fraction,
 )
 from rnnlab.data.download import Archive, download
-from rnnlab.data.vocab import PAD, UNK, Vocab, tokenize
+from rnnlab.data.vocab import PAD, UNK, Vocab, VocabCheckpoint, tokenize
 
 log = logging.getLogger(__name__)
 VAL_SPLIT_SEED = 0  # the validation carve is the same for every run seed: a sweep validates on one set
@@ -88,7 +88,7 @@ def pad_batch(rows: list[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.
             "lengths": torch.tensor([len(t) for t in ids], dtype=torch.long)}
 
 
-class TextClassificationDataModule(SequenceDataModule):
+class TextClassificationDataModule(VocabCheckpoint, SequenceDataModule):
     """Base of the file-based text classification sets. Subclasses set the class attributes below and
     implement :meth:`read`."""
 
@@ -257,14 +257,6 @@ class TextClassificationDataModule(SequenceDataModule):
         itos, train = self.vocab.itos, self.splits["train"]
         return [[itos[i] for i in train.token_ids(k).tolist()] for k in range(len(train))]
 
-    def state_dict(self) -> dict:
-        return {"itos": self.vocab.itos} if self.vocab is not None else {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """A checkpoint's vocabulary must be the one built from data.root now (resume)."""
-        if "itos" in state and self.vocab is not None and state["itos"] != self.vocab.itos:
-            raise ValueError(f"the checkpoint's vocabulary ({len(state['itos'])} tokens) differs from the "
-                             f"one built from data.root={self.root}: different files or data.* settings")
 
     def _batch_sampler(self, data: EncodedSplit, shuffle: bool, bucketing: bool) -> BucketBatchSampler:
         sampler = EpochPermutation(len(data), self.seed) if shuffle else SequentialSampler(data)

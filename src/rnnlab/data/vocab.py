@@ -74,3 +74,18 @@ class Vocab:
     def load(cls, path: str | Path) -> Vocab:
         itos = json.loads(Path(path).read_text())["itos"]
         return cls(itos, unk=UNK if UNK in itos else None, pad=PAD if PAD in itos else None)
+
+
+class VocabCheckpoint:
+    """For DataModules with a ``self.vocab``: checkpoints carry the vocabulary, and a resume refuses a
+    checkpoint whose vocabulary is not the one built from the data now."""
+
+    vocab: Vocab | None
+
+    def state_dict(self) -> dict:
+        return {"itos": self.vocab.itos} if self.vocab is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "itos" in state and self.vocab is not None and state["itos"] != self.vocab.itos:
+            raise ValueError(f"the checkpoint's vocabulary ({len(state['itos'])} tokens) differs from the one "
+                             f"built from the data now ({len(self.vocab)}): different files or data.* settings")
