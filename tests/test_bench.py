@@ -40,13 +40,14 @@ def test_quick_bench_writes_table_and_json(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", [GRUCell, LSTMCell], ids=["gru", "lstm"])
 def test_compiled_step_loop_matches_eager(cell):
-    """compile=True compiles cell.step for the step loop (the one an observer, i.e. a diagnostics step, runs)."""
+    """compile=True compiles cell.step for the step loop (cells without a scan, autocast, step_loop=True)."""
     torch.manual_seed(0)
     eager = RecurrentLayer(cell, 3, 8, num_layers=2)
     torch.manual_seed(0)
     compiled = RecurrentLayer(cell, 3, 8, num_layers=2, compile=True)
     seen = []
     compiled.observer = lambda layer, direction, t, h: seen.append(t)
+    compiled.step_loop = True
     for T in (5, 7):  # a second length reuses the per-step compilation
         x = torch.randn(4, T, 3)
         lengths = torch.tensor([T, 2, T, 1])

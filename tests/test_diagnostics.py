@@ -34,7 +34,7 @@ class LinearRNNCell(RNNCell):
         h = x_proj + self.hidden_term(h_prev)
         return h, (h,)
 
-    def scan(self, x_proj, state, valid=None):
+    def scan(self, x, state, valid=None, probe=None):
         return None  # no fast path: the layer loops step()
 
 

@@ -64,7 +64,7 @@ def build(cell, shape: Shape, impl: str, device: torch.device) -> RecurrentLayer
     layer = RecurrentLayer(cell, shape.input_size, shape.hidden, shape.layers, impl=kind,
                            compile="+compiled" in impl).to(device)
     if impl.startswith("step-loop"):
-        layer.observer = lambda *args: None  # an observer makes the layer run step by step
+        layer.step_loop = True  # cell.step once per step, one autograd node each
     return layer
 
 

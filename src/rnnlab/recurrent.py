@@ -8,12 +8,15 @@ Unrolled runs one of two paths, which compute the same numbers (tests hold them 
 
 - the fast path, ``cell.scan``: all T steps in one autograd Function with a hand-derived backward (no
   autograd node per step, weight gradients in one matmul over all steps); on CPU it runs about as fast
-  as ``torch.nn`` (see benchmarks/);
-- the step loop, ``cell.step`` once per step with an autograd node each, so that every h_t can be hooked:
-  it runs when ``observer`` is set (the diagnostics set it on measured steps only), when a cell records
-  its gates (``cell.record``), under autocast, and for cells without a ``scan``. ``compile=True`` runs
-  ``torch.compile(cell.step)`` in this loop: per-step shapes do not depend on T, so there is no
-  recompilation per sequence length.
+  as ``torch.nn`` (see benchmarks/). Diagnostics run on it too: with an ``observer`` set, the scan also
+  returns ∂L/∂h_t of every step (the gradient of a zero "probe" added to each h_t, which its backward
+  has at hand anyway) and fills ``cell.record`` from the gates it computed, so a measured step costs
+  about what any other step costs;
+- the step loop, ``cell.step`` once per step with an autograd node each: it runs for cells without a
+  ``scan``, under autocast, and when ``step_loop=True`` is set on the layer (tests and benchmarks use
+  that to compare the two). ``compile=True`` runs ``torch.compile(cell.step)`` in this loop: per-step
+  shapes do not depend on T, so there is no recompilation per sequence length. On CPU it does not pay
+  (benchmarks/cpu.md); it is there for cells without a scan, on GPUs.
 
 State, for both implementations, is torch's layout: a tuple with one (L·D, B, H) tensor per state
 name of the cell ((h,) or (h, c)), index ``layer * D + direction``.
@@ -79,6 +82,7 @@ class RecurrentLayer(nn.Module):
         self.cell_type = type(cells[0])
         self.state_names = cells[0].state_names
         self.observer: Observer | None = None
+        self.step_loop = False  # True: always loop cell.step, even where cell.scan would run
         self.compile = bool(compile)
         self._compiled_steps: dict[type, Callable] = {}  # torch.compile(cell.step) per cell class, made lazily
         if impl == "unrolled":
@@ -214,11 +218,11 @@ class RecurrentLayer(nn.Module):
         if direction == 1:
             x = reverse_padded(x, lengths, time_dim=0)
         observer = self.observer
-        eager_only = cell.record is not None or torch.is_autocast_enabled(x.device.type)
+        eager_only = torch.is_autocast_enabled(x.device.type)  # the scans' in-place kernels need one dtype
         result = None
-        if observer is None and not eager_only:
-            result = cell.scan(x, state, valid)  # all steps at once; None when the cell has no scan
-        if result is None:  # step by step: an observer (diagnostics), recorded gates, autocast or no scan
+        if not (eager_only or self.step_loop):
+            result = self._scan(cell, x, valid, state, layer, direction, observer)
+        if result is None:  # step by step: no scan, autocast, or asked for
             step = self._compiled_step(cell) if self.compile and not eager_only else cell.step
             x_proj = cell.project_input(x)  # (T, B, G·H): every input term in one matmul
             result = self._loop(step, x_proj, valid, state, layer, direction, observer)
@@ -226,6 +230,32 @@ class RecurrentLayer(nn.Module):
         if direction == 1:
             out = reverse_padded(out, lengths, time_dim=0)
         return out, state
+
+    @staticmethod
+    def _scan(cell: RecurrentCell, x: Tensor, valid: Tensor | None, state: State, layer: int, direction: int,
+              observer: Observer | None) -> tuple[Tensor, State] | None:
+        """``cell.scan``, and for an observer every step's h_t: a zero leaf per step (B, H) whose gradient
+        the scan sets to the total ∂L/∂h_t, holding h_t's value, so hooks on it see what they would see
+        on the step loop's h_t. Past a sequence's end h_t reads as zero (the step loop shows the value it
+        computed and discarded there); its gradient is zero in both."""
+        if observer is None:
+            return cell.scan(x, state, valid)
+        probes = None
+        if torch.is_grad_enabled():
+            probes = [x.new_zeros(x.shape[1], cell.hidden_size, requires_grad=True) for _ in range(x.shape[0])]
+            result = cell.scan(x, state, valid, probe=torch.stack(probes))  # (T, B, H)
+        else:
+            result = cell.scan(x, state, valid)
+        if result is None:
+            return None
+        out = result[0]  # (T, B, H)
+        for t in range(out.shape[0]):
+            h = out[t]
+            if probes is not None:
+                with torch.no_grad():
+                    h = probes[t].copy_(h)
+            observer(layer, direction, t, h)
+        return result
 
     def _compiled_step(self, cell: RecurrentCell) -> Callable:
         """``torch.compile`` of the cell's step: its shapes do not depend on T, so one compilation serves every

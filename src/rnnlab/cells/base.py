@@ -106,18 +106,31 @@ class RecurrentCell(nn.Module):
         """Advance one step given ``x_proj = project_input(x_t)`` (B, G·H)."""
         raise NotImplementedError
 
-    def scan(self, x: Tensor, state: State, valid: Tensor | None = None) -> tuple[Tensor, State] | None:
+    def scan(self, x: Tensor, state: State, valid: Tensor | None = None,
+             probe: Tensor | None = None) -> tuple[Tensor, State] | None:
         """Every step at once, the fast path. Time-major, so that each step's slice is contiguous:
         ``x`` (T, B, I) the layer's input, ``valid`` (T, B) bool or None (no padding).
 
         Returns out (T, B, H), zero past each sequence's end, and the final state (a finished sequence
         keeps its state), or ``None`` when the cell has no fast path: the layer then loops :meth:`step`.
+        For the diagnostics, ``probe`` (T, B, H), zeros that require grad, stands for a zero added to
+        every h_t: its gradient must come out as ∂L/∂h_t, the total gradient of the loss w.r.t. the
+        cell's output at step t (through out_t and through every later step); and when ``self.record``
+        is a list, it gets one dict of gates per step, as :meth:`step` records them. A scan that cannot
+        do either returns ``None`` for them, and the layer loops :meth:`step` on those steps.
+
         The built-in cells implement it as one ``torch.autograd.Function`` each: no autograd graph per
         step, the backward derived by hand, weight gradients in one matmul over all steps, and b_hh
         folded into the input projection wherever the equations add it to x_t W_x. Tests hold it equal
-        to :meth:`step` and to ``torch.nn`` in float64, gradients included.
+        to :meth:`step` and to ``torch.nn`` in float64, gradients and diagnostics included.
         """
         return None
+
+    def _record_scan(self, **gates: Tensor) -> None:
+        """``cell.record`` from a scan: one dict per step of (B, H) views, each gate given as (T, B, H)."""
+        if self.record is not None:
+            T = next(iter(gates.values())).shape[0]
+            self.record.extend({name: g[t] for name, g in gates.items()} for t in range(T))
 
     def forward(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """h_t, state_t from x_t (B, I) and state_{t-1} (zeros when None)."""

@@ -63,13 +63,15 @@ class GRUCell(RecurrentCell):
         self._record(r=r, z=z, h_tilde=h_tilde)
         return h, (h,)
 
-    def scan(self, x: Tensor, state: State, valid: Tensor | None = None) -> tuple[Tensor, State]:
+    def scan(self, x: Tensor, state: State, valid: Tensor | None = None,
+             probe: Tensor | None = None) -> tuple[Tensor, State]:
         if self.reset_after:  # b_hh sits inside r ⊙ (h W_h + b_hh): the step's matmul adds it
             x_proj, bias_hh = self.project_input(x), self.bias_hh
         else:  # b_hh adds to x_t W_x: folded into the input projection
             bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
             x_proj, bias_hh = F.linear(x, self.weight_ih, bias), None
-        out, h = _GRUScan.apply(x_proj, state[0], self.weight_hh, bias_hh, valid, self.reset_after)
+        out, h, gates = _GRUScan.apply(x_proj, state[0], self.weight_hh, bias_hh, valid, self.reset_after, probe)
+        self._record_scan(**dict(zip(("r", "z", "h_tilde"), gates.chunk(3, dim=-1))))
         return out, (h,)
 
     def extra_repr(self) -> str:
@@ -82,10 +84,12 @@ class _GRUScan(torch.autograd.Function):
     Backward of h_t = h̃ + z ⊙ (h_{t-1} − h̃), step by step: ∂L/∂pre_z = σ'·(∂L/∂h_t ⊙ (h_{t-1} − h̃)),
     ∂L/∂pre_h̃ = tanh'·(∂L/∂h_t ⊙ (1 − z)), then through r into W_h (the variant decides where), and
     ∂L/∂h_{t-1} = ∂L/∂h_t ⊙ z + (the matmul terms). Weight gradients are one matmul over all steps.
+    Also returns the gates (T, B, 3H: r, z, h̃), for ``cell.record``; ``probe``'s gradient is ∂L/∂h_t of
+    every step (see ``RecurrentCell.scan``).
     """
 
     @staticmethod
-    def forward(ctx, x_proj, h0, weight_hh, bias_hh, valid, reset_after):
+    def forward(ctx, x_proj, h0, weight_hh, bias_hh, valid, reset_after, probe):
         T, B, G = x_proj.shape
         H = G // 3
         gates = torch.empty_like(x_proj)  # (T, B, 3H): r, z, h̃ of every step
@@ -113,11 +117,12 @@ class _GRUScan(torch.autograd.Function):
         ctx.save_for_backward(gates, extra, hs, weight_hh, valid)
         ctx.reset_after, ctx.has_bias = reset_after, bias_hh is not None
         out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
-        return out, hs[T].clone()
+        ctx.mark_non_differentiable(gates)
+        return out, hs[T].clone(), gates
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_out, g_h):
+    def backward(ctx, g_out, g_h, _):
         gates, extra, hs, weight_hh, valid = ctx.saved_tensors
         T, _, G = gates.shape
         H = G // 3
@@ -129,10 +134,13 @@ class _GRUScan(torch.autograd.Function):
         w_rz, w_h = weight_hh[: 2 * H], weight_hh[2 * H:]
         if ctx.reset_after:
             d_hh = torch.empty_like(gates)  # ∂L/∂(h W_h + b_hh): r ⊙ ∂L/∂pre_h̃ in the h̃ block
+        d_probe = torch.empty_like(h_prev) if ctx.needs_input_grad[6] else None  # ∂L/∂h_t, for diagnostics
         dh = g_h
         for t in range(T - 1, -1, -1):
             dh = dh + g_out[t]
             dh_cell = dh if m is None else dh * m[t]
+            if d_probe is not None:
+                d_probe[t] = dh_cell
             d_z = sigmoid_grad(dh_cell * (h_prev[t] - h_tilde[t]), z[t])
             d_h = tanh_grad(torch.addcmul(dh_cell, dh_cell, z[t], value=-1), h_tilde[t])
             d_prev = dh_cell * z[t] if m is None else torch.addcmul(dh_cell * z[t], dh, keep[t])
@@ -152,4 +160,4 @@ class _GRUScan(torch.autograd.Function):
         else:
             d_w = torch.cat([rows(d_x[..., : 2 * H]).t().mm(rows(h_prev)), rows(d_x[..., 2 * H:]).t().mm(rows(extra))])
             d_b = None
-        return d_x, dh, d_w, d_b, None, None
+        return d_x, dh, d_w, d_b, None, None, d_probe

@@ -59,14 +59,17 @@ class LSTMCell(RecurrentCell):
         self._record(i=i, f=f, o=o, c_tilde=c_tilde)
         return h, (h, c)
 
-    def scan(self, x: Tensor, state: State, valid: Tensor | None = None) -> tuple[Tensor, State]:
+    def scan(self, x: Tensor, state: State, valid: Tensor | None = None,
+             probe: Tensor | None = None) -> tuple[Tensor, State]:
         # tanh a = 2σ(2a) − 1: with the c̃ rows doubled (2a), one σ covers all four gates of a step
         H = self.hidden_size
         scale = torch.ones(4 * H, 1, dtype=self.weight_hh.dtype, device=self.weight_hh.device)
         scale[2 * H: 3 * H] = 2.0
         bias = None if self.bias_ih is None else (self.bias_ih + self.bias_hh) * scale[:, 0]
         x_proj = F.linear(x, self.weight_ih * scale, bias)  # (T, B, 4H), b_hh folded in
-        out, h, c = _LSTMScan.apply(x_proj, state[0], state[1], self.weight_hh * scale, valid)
+        out, h, c, gates = _LSTMScan.apply(x_proj, state[0], state[1], self.weight_hh * scale, valid, probe)
+        i, f, c_tilde, o = gates.chunk(4, dim=-1)
+        self._record_scan(i=i, f=f, o=o, c_tilde=c_tilde)
         return out, (h, c)
 
     def extra_repr(self) -> str:
@@ -81,10 +84,12 @@ class _LSTMScan(torch.autograd.Function):
     Backward per step: ∂L/∂u_o = σ'·(∂L/∂h_t ⊙ tanh c_t); ∂L/∂c_t += tanh'·(∂L/∂h_t ⊙ o); then
     ∂L/∂u_i = σ'·(∂L/∂c_t ⊙ c̃), ∂L/∂u_f = σ'·(∂L/∂c_t ⊙ c_{t-1}), ∂L/∂u_c̃ = tanh'·(∂L/∂c_t ⊙ i) / 2,
     ∂L/∂c_{t-1} = ∂L/∂c_t ⊙ f, ∂L/∂h_{t-1} = ∂L/∂u_t W_h. Weight gradients are one matmul over all steps.
+    Also returns the gates (T, B, 4H: i, f, c̃, o), for ``cell.record``; ``probe``'s gradient is ∂L/∂h_t
+    of every step (see ``RecurrentCell.scan``).
     """
 
     @staticmethod
-    def forward(ctx, x_proj, h0, c0, weight_hh, valid):
+    def forward(ctx, x_proj, h0, c0, weight_hh, valid, probe):
         T, B, G = x_proj.shape
         H = G // 4
         gates = torch.empty_like(x_proj)  # (T, B, 4H): i, f, c̃, o of every step
@@ -106,11 +111,12 @@ class _LSTMScan(torch.autograd.Function):
         gates[..., 2 * H: 3 * H].mul_(2).sub_(1)  # c̃ = 2s − 1, all steps at once
         ctx.save_for_backward(gates, hs, cs, tanh_cs, weight_hh, valid)
         out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
-        return out, hs[T].clone(), cs[T].clone()
+        ctx.mark_non_differentiable(gates)
+        return out, hs[T].clone(), cs[T].clone(), gates
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_out, g_h, g_c):
+    def backward(ctx, g_out, g_h, g_c, _):
         gates, hs, cs, tanh_cs, weight_hh, valid = ctx.saved_tensors
         T, _, G = gates.shape
         H = G // 4
@@ -126,11 +132,14 @@ class _LSTMScan(torch.autograd.Function):
         d_x = torch.empty_like(gates)  # (T, B, 4H): ∂L/∂u
         d_ifc, d_o = d_x[..., : 3 * H].view(T, B, 3, H), d_x[..., 3 * H:]
         out_grad = bool(g_out.any())  # one-prediction readouts use the final state only: g_out is zero
+        d_probe = torch.empty_like(tanh_cs) if ctx.needs_input_grad[5] else None  # ∂L/∂h_t, for diagnostics
         dh, dc = g_h, g_c
         for t in range(T - 1, -1, -1):
             if out_grad:
                 dh = dh + g_out[t]
             dh_cell, dc_cell = (dh, dc) if m is None else (dh * m[t], dc * m[t])
+            if d_probe is not None:
+                d_probe[t] = dh_cell
             dc_cell = torch.addcmul(dc_cell, dh_cell, dc_dh[t])  # ∂L/∂c_t
             torch.mul(dc_cell.unsqueeze(1), du_dc[t], out=d_ifc[t])
             torch.mul(dh_cell, du_dh[t], out=d_o[t])
@@ -138,4 +147,4 @@ class _LSTMScan(torch.autograd.Function):
             d_prev = d_x[t].mm(weight_hh)
             dh = d_prev if m is None else d_prev.addcmul_(dh, keep[t])
         d_w = rows(d_x).t().mm(rows(hs[:-1]))
-        return d_x, dh, dc, d_w, None
+        return d_x, dh, dc, d_w, None, d_probe

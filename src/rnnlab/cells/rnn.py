@@ -39,11 +39,12 @@ class RNNCell(RecurrentCell):
         h = self._phi(x_proj + self.hidden_term(h_prev))  # (B, H)
         return h, (h,)
 
-    def scan(self, x: Tensor, state: State, valid: Tensor | None = None) -> tuple[Tensor, State]:
+    def scan(self, x: Tensor, state: State, valid: Tensor | None = None,
+             probe: Tensor | None = None) -> tuple[Tensor, State]:
         bias = None if self.bias_ih is None else self.bias_ih + self.bias_hh
         x_proj = F.linear(x, self.weight_ih, bias)  # (T, B, H): x_t W_x + b for every step
-        out, h = _RNNScan.apply(x_proj, state[0], self.weight_hh, valid, self.nonlinearity == "relu")
-        return out, (h,)
+        out, h = _RNNScan.apply(x_proj, state[0], self.weight_hh, valid, self.nonlinearity == "relu", probe)
+        return out, (h,)  # no gates to record
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, nonlinearity={self.nonlinearity}"
@@ -54,10 +55,11 @@ class _RNNScan(torch.autograd.Function):
 
     Backward: ∂L/∂pre_t = ∂L/∂h_t ⊙ φ'(pre_t), ∂L/∂h_{t-1} = ∂L/∂pre_t W_h, and ∂L/∂W_h = Σ_t ∂L/∂pre_tᵀ h_{t-1}
     as one matmul over all steps. A padded step (m_t = 0) keeps h: its ∂L/∂h passes straight through.
+    ``probe``'s gradient is ∂L/∂h_t of every step (see ``RecurrentCell.scan``).
     """
 
     @staticmethod
-    def forward(ctx, x_proj, h0, weight_hh, valid, relu):
+    def forward(ctx, x_proj, h0, weight_hh, valid, relu, probe):
         T, B, H = x_proj.shape
         hs = x_proj.new_empty(T + 1, B, H)  # h_0 … h_T
         hs[0], hs[1:] = h0, x_proj  # the input terms, turned into h_t in place below
@@ -80,15 +82,18 @@ class _RNNScan(torch.autograd.Function):
         m, keep = step_masks(valid, hs.dtype)
         g_out = g_out.contiguous() if m is None else g_out * m
         d_pre = torch.empty_like(hs[1:])  # (T, B, H)
+        d_probe = torch.empty_like(d_pre) if ctx.needs_input_grad[5] else None  # ∂L/∂h_t, for diagnostics
         h = hs.unbind(0)[1:]
         dh = g_h
         for t in range(T - 1, -1, -1):
             dh = dh + g_out[t]
             dh_cell = dh if m is None else dh * m[t]
+            if d_probe is not None:
+                d_probe[t] = dh_cell
             if ctx.relu:
                 d_prev = relu_grad(dh_cell, h[t], 0, grad_input=d_pre[t]).mm(weight_hh)
             else:
                 d_prev = tanh_grad(dh_cell, h[t], grad_input=d_pre[t]).mm(weight_hh)
             dh = d_prev if m is None else d_prev.addcmul_(dh, keep[t])
         d_w = rows(d_pre).t().mm(rows(hs[:-1]))
-        return d_pre, dh, d_w, None, None
+        return d_pre, dh, d_w, None, None, d_probe
