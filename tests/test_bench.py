@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rnnlab import bench
-from rnnlab.cells import GRUCell, LSTMCell
+from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.recurrent import RecurrentLayer
 
 
@@ -60,3 +60,22 @@ def test_compiled_step_loop_matches_eager(cell):
         for a, b in zip(*results):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert len(seen) == 2 * (5 + 7) and compiled._compiled_steps
+
+
+@pytest.mark.slow
+def test_compile_cost_is_measured_against_the_scan_and_reported(tmp_path):
+    """The compile table compares the compiled step loop with what a default run trains on (the scan)."""
+    from rnnlab.bench import Shape, compile_cost
+    from rnnlab.bench_report import machine, write_markdown
+
+    shape = Shape("B2 T3 I2 H4", 2, 3, 2, 4)
+    (row,) = compile_cost(torch.device("cpu"), 3, {"rnn": RNNCell}, shape=shape, run_steps=10)
+    assert row["compile_s"] > 0 and row["compiled_ms"] > 0 and row["unrolled_ms"] > 0
+    saving = (row["unrolled_ms"] - row["compiled_ms"]) / 1e3
+    assert row["pays_for_itself"]["cold"] == (saving > 0 and row["compile_s"] <= 10 * saving)
+    assert row["pays_for_itself"]["warm"] == (saving > 0 and row["compile_warm_s"] <= 10 * saving)
+    assert (row["break_even_steps"] is None) == (saving <= 0)
+    result = {"machine": machine(torch.device("cpu")), "quick": True, "rows": [], "compile": [row], "seconds": 1.0}
+    write_markdown(result, tmp_path / "cpu.md")
+    line = next(x for x in (tmp_path / "cpu.md").read_text().splitlines() if x.startswith("| rnn |"))
+    assert f"{row['vs_unrolled']:.2f}×" in line and line.endswith(" |")

@@ -26,6 +26,7 @@ def test_every_model_trains_on_every_generated_data_set(make_config, model, data
     assert RESULT_KEYS <= set(saved)
     assert saved["model"] == model and saved["data"] == data and saved["impl"] == impl and saved["steps"] == 2
     assert saved["params"] > 0 and saved["tokens_per_second"] > 0
+    assert 0 < saved["step_seconds_median"] <= saved["train_seconds"]  # one of its 2 steps
     assert set(saved["metrics"]) >= {"val/loss", "test/loss", "test/acc", "test/ppl"}
     assert saved["metrics"]["test/loss"] > 0
     assert (saved["metrics"]["test/acc"] is not None) == (data == "copy")

@@ -6,8 +6,10 @@ the same model, optimiser, gradient clipping and batches, the data already in me
 same window per step, forward + loss + backward + clipping + optimiser step (the run's
 ``tokens_per_second`` in results.json counts the time from ``on_train_batch_start`` to
 ``on_train_batch_end``), so the ratio of steps/s excludes start-up, validation and testing; the whole
-run's wall time is reported beside it. Runs alternate (framework, bare, framework, …); the ratio is
-the median of the per-pair ratios.
+run's wall time is reported beside it. Runs alternate (framework, bare, framework, …). The figure is
+the ratio of median step times (bare / framework) per pair, then the median over pairs: on a shared
+machine a burst of load moves a run's mean step time, rarely its median. The ratio of means is
+reported beside it.
 
 Diagnostics: the same ``train(cfg)`` with ``diagnostics.every_n_steps`` = 0 (off), 50 and 1.
 """
@@ -66,7 +68,7 @@ def bare_loop(overrides: list[str]) -> dict:
     x_all, y_all = train.tensors["x"], train.tensors["y"]  # (N, T, I), (N, 1): in memory
     B, clip, steps = cfg.data.batch_size, cfg.trainer.get("gradient_clip_val"), cfg.trainer.max_steps
     generator = torch.Generator().manual_seed(cfg.seed)
-    step_seconds, tokens, step = 0.0, 0, 0
+    step_times, tokens, step = [], 0, 0
     while step < steps:
         order = torch.randperm(len(x_all), generator=generator)
         for start in range(0, len(order), B):
@@ -83,17 +85,17 @@ def bare_loop(overrides: list[str]) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
             float(loss.detach())  # the framework reads the loss every step too (divergence guard)
-            step_seconds += time.perf_counter() - t0
+            step_times.append(time.perf_counter() - t0)
             tokens += x.shape[0] * x.shape[1]
             step += 1
-    return {"steps": step, "tokens_per_second": tokens / step_seconds,
-            "wall_seconds": time.perf_counter() - started}
+    return {"steps": step, "tokens_per_second": tokens / sum(step_times),
+            "step_seconds_median": statistics.median(step_times), "wall_seconds": time.perf_counter() - started}
 
 
 def overhead_section(quick: bool, steps: int | None = None, repeats: int | None = None) -> dict:
     """{"framework": …, "diagnostics": …} for the default config (model=gru, unrolled, adding T=50)."""
     steps = steps or (5 if quick else 300)
-    repeats = repeats or (1 if quick else 3)
+    repeats = repeats or (1 if quick else 5)
     common = [f"trainer.max_steps={steps}"] + (QUICK if quick else [])
     for name in ("lightning", "lightning.pytorch", "rnnlab.train"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -110,13 +112,18 @@ def _measure(common: list[str], steps: int, repeats: int, quick: bool, workdir: 
             raise RuntimeError(f"train() failed during the benchmark: {run['error']}")
         bare = bare_loop(common)
         pairs.append((run, bare))
-    ratios = [r["tokens_per_second"] / b["tokens_per_second"] for r, b in pairs]
+    ratios = [b["step_seconds_median"] / r["step_seconds_median"] for r, b in pairs]  # steps/s, by medians
+    mean_ratios = [r["tokens_per_second"] / b["tokens_per_second"] for r, b in pairs]
     framework = {
         "config": "defaults (model=gru unrolled, data=adding T=50 B=64, adam, clip 1.0)" + (" shrunk" if quick else ""),
         "steps": steps, "repeats": repeats, "overrides": common,
         "train_tokens_per_s": statistics.median(r["tokens_per_second"] for r, _ in pairs),
         "bare_tokens_per_s": statistics.median(b["tokens_per_second"] for _, b in pairs),
         "steps_per_s_ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        "mean_ratio": statistics.median(mean_ratios), "mean_ratio_min": min(mean_ratios),
+        "mean_ratio_max": max(mean_ratios),
+        "train_step_ms_median": 1e3 * statistics.median(r["step_seconds_median"] for r, _ in pairs),
+        "bare_step_ms_median": 1e3 * statistics.median(b["step_seconds_median"] for _, b in pairs),
         "train_wall_s": statistics.median(r["wall_seconds"] for r, _ in pairs),
         "bare_wall_s": statistics.median(b["wall_seconds"] for _, b in pairs), "target": 0.95}
     print(f"[bench] diagnostics overhead: every_n_steps = 0, 50, 1; {steps} steps", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 import lightning as L
@@ -10,10 +11,15 @@ import torch
 
 
 class ThroughputTimer(L.Callback):
-    """Counts training tokens (valid steps × sequences) and the wall time spent in training steps."""
+    """Counts training tokens (valid steps × sequences) and the wall time spent in training steps.
+
+    Also keeps each step's time, for the median step time: on a shared machine a burst of load moves
+    the mean, not the median (the speed benchmark compares medians).
+    """
 
     def __init__(self) -> None:
         self.tokens = 0
+        self.step_times: list[float] = []
         self.step_seconds = 0.0
         self.fit_seconds = 0.0
         self._t0 = self._fit0 = 0.0
@@ -26,6 +32,8 @@ class ThroughputTimer(L.Callback):
         # callback_metrics travel back to the main process from ddp_spawn workers; attributes don't
         trainer.callback_metrics.update({"perf/tokens": torch.tensor(float(self.tokens)),
                                          "perf/step_seconds": torch.tensor(self.step_seconds),
+                                         "perf/step_median": torch.tensor(statistics.median(self.step_times)
+                                                                          if self.step_times else 0.0),
                                          "perf/fit_seconds": torch.tensor(self.fit_seconds),
                                          "perf/steps": torch.tensor(float(trainer.global_step)),
                                          "perf/epochs": torch.tensor(trainer.global_step
@@ -35,21 +43,25 @@ class ThroughputTimer(L.Callback):
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.step_seconds += time.perf_counter() - self._t0
+        self.step_times.append(time.perf_counter() - self._t0)
+        self.step_seconds += self.step_times[-1]
         lengths = batch.get("lengths")
         self.tokens += int(lengths.sum()) if lengths is not None else batch["x"].shape[0] * batch["x"].shape[1]
 
     @staticmethod
     def read(trainer) -> dict:
-        """{"steps", "epochs", "fit_seconds", "tokens_per_second"} of the last fit, wherever it ran."""
+        """{"steps", "epochs", "fit_seconds", "tokens_per_second", "step_seconds_median"} of the last fit,
+        wherever it ran."""
         m = trainer.callback_metrics
         if "perf/tokens" not in m:
-            return {"steps": 0, "epochs": 0, "fit_seconds": 0.0, "tokens_per_second": None}
+            return {"steps": 0, "epochs": 0, "fit_seconds": 0.0, "tokens_per_second": None,
+                    "step_seconds_median": None}
         tokens, seconds = float(m["perf/tokens"]), float(m["perf/step_seconds"])
         # tokens are counted on rank 0 only: the whole job trains world_size times as many
         tokens *= trainer.world_size
         return {"steps": int(m["perf/steps"]), "epochs": round(float(m["perf/epochs"]), 3),
-                "fit_seconds": float(m["perf/fit_seconds"]), "tokens_per_second": tokens / seconds if seconds else None}
+                "fit_seconds": float(m["perf/fit_seconds"]), "tokens_per_second": tokens / seconds if seconds else None,
+                "step_seconds_median": float(m["perf/step_median"]) or None}
 
 
 class DivergenceGuard(L.Callback):

@@ -60,7 +60,7 @@ def new_results(cfg: DictConfig) -> dict:
     """The results.json skeleton of shared/DESIGN.md, filled as the run goes."""
     return {"status": "failed", "error": None, "model": cfg.model.get("name"), "impl": cfg.model.get("impl"),
             "data": None, "task": None, "params": None, "seed": cfg.seed, "steps": 0, "epochs": 0,
-            "train_seconds": None, "tokens_per_second": None,
+            "train_seconds": None, "tokens_per_second": None, "step_seconds_median": None,
             "metrics": dict.fromkeys(METRIC_KEYS), "baseline_loss": None,
             "embeddings": {"source": cfg.embeddings.get("source"), "coverage": None},
             "gradients": {"h_norm_first": None, "h_norm_last": None, "log10_ratio_first_last": None}}
@@ -123,6 +123,10 @@ def train(cfg: DictConfig) -> dict:
             OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
         # called, not passed to instantiate, which would turn the DataSpec dataclass into a DictConfig
         model = instantiate(cfg.model, _partial_=True)(spec=spec)
+        if cfg.model.get("compile") and not torch.cuda.is_available():
+            log.warning("model.compile=true compiles cell.step for the step loop, which cells with a scan (the "
+                        "built-in ones) run only under autocast; on CPU the compiled loop is slower than the "
+                        "scan (benchmarks/cpu.md), so it helps only cells without a scan, if at all")
         apply_embeddings(model, vectors, results["embeddings"]["freeze"])
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
         run_config = OmegaConf.to_container(cfg, resolve=True)

@@ -92,7 +92,7 @@ class _LSTMScan(torch.autograd.Function):
     def forward(ctx, x_proj, h0, c0, weight_hh, valid, probe):
         T, B, G = x_proj.shape
         H = G // 4
-        gates = torch.empty_like(x_proj)  # (T, B, 4H): i, f, c̃, o of every step
+        gates = x_proj  # (T, B, 4H): i, f, c̃, o of every step, in place of their input terms (scan made x_proj)
         hs, cs = x_proj.new_empty(T + 1, B, H), x_proj.new_empty(T + 1, B, H)  # h_0 … h_T, c_0 … c_T
         hs[0], cs[0] = h0, c0
         tanh_cs = x_proj.new_empty(T, B, H)  # tanh c_t
@@ -100,7 +100,7 @@ class _LSTMScan(torch.autograd.Function):
         h, c, tc = hs.unbind(0), cs.unbind(0), tanh_cs.unbind(0)
         w_t = weight_hh.t()
         for t in range(T):
-            torch.addmm(x_proj[t], h[t], w_t, out=gates[t]).sigmoid_()  # i, f, s = σ(2a) for c̃ = 2s − 1, o
+            gates[t].addmm_(h[t], w_t).sigmoid_()  # i, f, s = σ(2a) for c̃ = 2s − 1, o
             # c_t = f ⊙ c_{t-1} + i ⊙ (2s − 1) = f ⊙ c_{t-1} − i + 2 i ⊙ s: c̃ itself is fixed up after the loop
             torch.addcmul(torch.mul(f[t], c[t]).sub_(i[t]), i[t], c_tilde[t], value=2, out=c[t + 1])
             if valid is not None:
