@@ -5,7 +5,9 @@
 - ‖∂L/∂h_t‖ for every time step, layer and direction (``model.impl=unrolled`` only): the
   recurrent layer's ``observer`` puts a tensor hook on every h_t; the hook receives the *total*
   gradient of the loss with respect to h_t, through the output at t and through h_{t+1}, …
-  (for an LSTM this is the gradient w.r.t. h_t, not c_t);
+  (for an LSTM this is the gradient w.r.t. h_t, not c_t). On the fast path the hooked h_t is a
+  "probe" leaf per step, holding h_t's value, whose gradient the scan's backward sets (see :mod:`rnnlab.recurrent`), so a
+  measured step runs the same scan as every other step;
 - ‖∂L/∂x_t‖, the gradient w.r.t. the first recurrent layer's input x_t (the embedding output, or the
   float features): it flows back through the whole recurrence too, and works for both
   implementations, so it is what is measured when the model is fused (cuDNN);

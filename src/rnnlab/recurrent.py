@@ -9,9 +9,9 @@ Unrolled runs one of two paths, which compute the same numbers (tests hold them 
 - the fast path, ``cell.scan``: all T steps in one autograd Function with a hand-derived backward (no
   autograd node per step, weight gradients in one matmul over all steps); on CPU it runs about as fast
   as ``torch.nn`` (see benchmarks/). Diagnostics run on it too: with an ``observer`` set, the scan also
-  returns ∂L/∂h_t of every step (the gradient of a zero "probe" added to each h_t, which its backward
-  has at hand anyway) and fills ``cell.record`` from the gates it computed, so a measured step costs
-  about what any other step costs;
+  returns ∂L/∂h_t of every step (as the gradient of a "probe" input: its backward has dh_t at hand
+  anyway) and fills ``cell.record`` from the gates it computed, so a measured step runs the same code as
+  any other step, plus the probes' hooks;
 - the step loop, ``cell.step`` once per step with an autograd node each: it runs for cells without a
   ``scan``, under autocast, and when ``step_loop=True`` is set on the layer (tests and benchmarks use
   that to compare the two). ``compile=True`` runs ``torch.compile(cell.step)`` in this loop: per-step
@@ -234,9 +234,9 @@ class RecurrentLayer(nn.Module):
     @staticmethod
     def _scan(cell: RecurrentCell, x: Tensor, valid: Tensor | None, state: State, layer: int, direction: int,
               observer: Observer | None) -> tuple[Tensor, State] | None:
-        """``cell.scan``, and for an observer every step's h_t: a zero leaf per step (B, H) whose gradient
-        the scan sets to the total ∂L/∂h_t, holding h_t's value, so hooks on it see what they would see
-        on the step loop's h_t. Past a sequence's end h_t reads as zero (the step loop shows the value it
+        """``cell.scan``, and for an observer every step's h_t: a leaf per step (B, H), stacked into the scan's
+        ``probe`` (its values are not read) and then given h_t's value; the scan sets its gradient to the
+        total ∂L/∂h_t, so hooks on it see what they would see on the step loop's h_t. Past a sequence's end h_t reads as zero (the step loop shows the value it
         computed and discarded there); its gradient is zero in both."""
         if observer is None:
             return cell.scan(x, state, valid)
