@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 
@@ -70,8 +71,8 @@ def main() -> None:
         x = torch.randn(args.steps, B, H)
         torch._dynamo.reset()  # one cell's compilation at a time (they share chunk's code object)
         compiled = torch.compile(chunk, dynamic=False)
-        scan = lambda: cell.scan(x, cell.init_state(B))  # noqa: E731
-        run = lambda: chunked(compiled, cell, x, K)  # noqa: E731
+        scan = partial(lambda c, x: c.scan(x, c.init_state(x.shape[1])), cell, x)
+        run = partial(chunked, compiled, cell, x, K)
         fwd_bwd(scan)
         baseline = fwd_bwd(scan)
         compile_s = fwd_bwd(run) - baseline

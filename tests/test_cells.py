@@ -42,7 +42,7 @@ def test_lstm_equations():
     o = torch.sigmoid(x @ w["W_xo"] + h @ w["W_ho"] + w["b_o"])
     c_tilde = torch.tanh(x @ w["W_xc"] + h @ w["W_hc"] + w["b_c"])
     c_new = f * c + i * c_tilde
-    out, (h_new, c_out) = cell(x, (h, c))
+    out, (_, c_out) = cell(x, (h, c))
     torch.testing.assert_close(c_out, c_new)
     torch.testing.assert_close(out, o * torch.tanh(c_new))
 

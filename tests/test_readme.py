@@ -7,7 +7,7 @@ from conftest import ROOT
 
 def _commands() -> list[str]:
     section = (ROOT / "README.md").read_text().split("## Two commands", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```bash\n(.+?)\n```", section, flags=re.S)
+    return re.findall(r"```bash\n(.+?)\n```", section, flags=re.DOTALL)
 
 
 def test_readme_has_a_setup_and_run_command_and_a_test_command():

@@ -84,7 +84,7 @@ def test_padding_steps_emit_zeros_and_keep_state():
     out, (h,) = layer(x, torch.tensor([5, 2]))
     assert torch.all(out[1, 2:] == 0)
     # the final state of the short sequence is its state at its last valid step
-    out_short, (h_short,) = layer(x[1:, :2])
+    _, (h_short,) = layer(x[1:, :2])
     torch.testing.assert_close(h[0, 1], h_short[0, 0])
 
 

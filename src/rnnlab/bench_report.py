@@ -95,10 +95,10 @@ def write_markdown(result: dict, path: Path) -> None:
                    f"over {f['repeats']} alternating pairs."),
                   "", "| | median step ms | tokens/s (mean over training steps) | whole run, s |",
                   "|---|---:|---:|---:|",
-                  f"| train(cfg) | {_f(f.get('train_step_ms_median'), '{:.2f}')} | {f['train_tokens_per_s']:,.0f} "
-                  f"| {f['train_wall_s']:.1f} |",
-                  f"| bare loop | {_f(f.get('bare_step_ms_median'), '{:.2f}')} | {f['bare_tokens_per_s']:,.0f} "
-                  f"| {f['bare_wall_s']:.1f} |", "",
+                  (f"| train(cfg) | {_f(f.get('train_step_ms_median'), '{:.2f}')} | {f['train_tokens_per_s']:,.0f} "
+                   f"| {f['train_wall_s']:.1f} |"),
+                  (f"| bare loop | {_f(f.get('bare_step_ms_median'), '{:.2f}')} | {f['bare_tokens_per_s']:,.0f} "
+                   f"| {f['bare_wall_s']:.1f} |"), "",
                   (f"**steps/s ratio framework / bare: {f['steps_per_s_ratio']:.3f}** "
                    f"({f['ratio_min']:.3f}–{f['ratio_max']:.3f}; target ≥ {f['target']}); from mean step times "
                    f"{_f(f.get('mean_ratio'), '{:.3f}')} ({_f(f.get('mean_ratio_min'), '{:.3f}')}–"

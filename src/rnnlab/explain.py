@@ -54,7 +54,7 @@ def load_weights_file(path: str) -> dict:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of named weights, got {type(data).__name__}")
+        raise ValueError(f"{path}: expected a JSON object of named weights, got {type(data).__name__}")  # noqa: TRY004 - bad file content, not a bad argument
     return data
 
 

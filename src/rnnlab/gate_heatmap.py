@@ -162,7 +162,7 @@ def top_tokens(model: SequenceModel, dm, gate: str, k: int = 10, split: str = "v
         return {"gate": gate, "low": [], "high": []}
     mean = {i: float(total[i] / count[i]) for i in seen}
     ranked = sorted(seen, key=lambda i: (mean[i], i))
-    item = lambda i: {"token": model.spec.itos[i], "mean": mean[i], "count": int(count[i])}  # noqa: E731
+    item = lambda i: {"token": model.spec.itos[i], "mean": mean[i], "count": int(count[i])}
     return {"gate": gate, "split": split, "low": [item(i) for i in ranked[:k]],
             "high": [item(i) for i in ranked[::-1][:k]]}
 

@@ -58,7 +58,7 @@ def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group:
     if mode not in ("offline", "dryrun", "disabled"):
         os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")  # wandb waits 90 s by default before giving up
         try:
-            logger.experiment  # starts the run now, so a network or login failure shows here
+            logger.experiment  # noqa: B018 - starts the run now, so a network or login failure shows here
         except Exception as error:  # noqa: BLE001 - any failure to start falls back to offline
             import wandb
 
