@@ -5,7 +5,7 @@ batch and reports the median over rounds (with min and max), tokens/s, peak memo
 to fused on the same shape**. Implementations: ``fused`` (``torch.nn``; cuDNN on a GPU),
 ``unrolled`` (our cells, the fast path: ``cell.scan``, which diagnostics steps run too), ``step-loop``
 (our cells one ``step`` at a time, an autograd node per step: what cells without a scan run),
-``step-loop+compiled`` (the same
+``step-loop+compiled`` (the same in compiled blocks of steps
 with ``compile=True``, i.e. ``model.compile=true``) and, on CUDA, bf16 autocast. Within each round every
 implementation of a shape runs in turn and the ratio is the median of the per-round ratios, so a
 shared machine's noise hits both sides alike: ratios are the figure, absolute times are not.
@@ -148,11 +148,12 @@ def bench_shape(shape: Shape, cells: dict, impls: list[str], device: torch.devic
 
 def compile_cost(device: torch.device, rounds: int, cells: dict, shape: Shape = DEFAULT_RUN,
                  run_steps: int = 1500) -> list[dict]:
-    """What ``compile=True`` costs and saves at the default run's shape. It compiles ``cell.step`` for the
-    step loop; a default run trains every step on the scan (diagnostics steps too), so the saving per
-    step is measured against the scan (``unrolled``), and the eager step loop is shown beside it. Cost:
-    the first call over a normal one, with Inductor's caches empty (a fresh cache folder: the first run
-    ever) and warm (after ``torch._dynamo.reset()``: what the next run of a sweep pays)."""
+    """What ``compile=True`` costs and saves at the default run's shape. It compiles the step loop (in blocks
+    of steps), which is how a cell without a scan (or ``model.scan=false``) trains every step: the saving
+    per step is measured against the eager step loop, and the scan, which the built-in cells train on,
+    is shown beside it. Cost: the first call over a normal one, with Inductor's caches empty (a fresh
+    cache folder: the first run ever) and warm (after ``torch._dynamo.reset()``: what the next run of a
+    sweep pays)."""
     x = torch.randn(shape.batch, shape.steps, shape.input_size, device=device)
     out = []
     for cell_name, cell in cells.items():
@@ -173,7 +174,7 @@ def compile_cost(device: torch.device, rounds: int, cells: dict, shape: Shape = 
             te.append(fwd_bwd(eager, x))
             tc.append(fwd_bwd(compiled, x))
             tf.append(fwd_bwd(fast, x))
-        saving = statistics.median(tf) - statistics.median(tc)  # per training step, against what trains now
+        saving = statistics.median(te) - statistics.median(tc)  # per training step of a cell without a scan
         row = {"cell": cell_name, "shape": shape.name, "compile_s": cold, "compile_warm_s": warm,
                "step_loop_ms": statistics.median(te) * 1e3, "compiled_ms": statistics.median(tc) * 1e3,
                "unrolled_ms": statistics.median(tf) * 1e3,

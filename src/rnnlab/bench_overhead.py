@@ -130,6 +130,8 @@ def _measure(common: list[str], steps: int, repeats: int, quick: bool, workdir: 
     diag = {}
     for every in (0, 50, 1):
         runs = [_train(common + [f"diagnostics.every_n_steps={every}"], workdir) for _ in range(repeats)]
+        if failed := [r for r in runs if r["status"] != "ok"]:
+            raise RuntimeError(f"train() failed during the benchmark: {failed[0]['error']}")
         diag[str(every)] = statistics.median(r["tokens_per_second"] for r in runs)
     diagnostics = {"steps": steps, "repeats": repeats, "tokens_per_s": diag,
                    "relative_to_off": {k: v / diag["0"] for k, v in diag.items()}}

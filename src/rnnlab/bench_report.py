@@ -43,17 +43,18 @@ INTRO = (
     "brackets), `best/best` the ratio of the fastest rounds. Absolute times on a shared machine are noise.\n\n"
     "`unrolled` is the default fast path (our cells through `cell.scan`: all steps in one autograd Function "
     "with a hand-derived backward), which diagnostics steps run too; `step-loop` runs `cell.step` once per step "
-    "with an autograd node each, as cells without a scan do; `step-loop+compiled` is that loop with "
-    "`model.compile=true` (`torch.compile(cell.step)`). GRU: unrolled `gru` is "
+    "with an autograd node each, as cells without a scan do (and `model.scan=false`); `step-loop+compiled` is "
+    "that loop with `model.compile=true` (compiled in blocks of 10 steps). GRU: unrolled `gru` is "
     "the textbook form, `gru (reset-after)` the form "
     "torch.nn.GRU computes; both are compared with the fused GRU.")
 PEAK = ("Peak MiB: memory allocated during one forward + backward above what was allocated before (CPU: the "
         "allocator's running total as the profiler reports it; CUDA: the caching allocator's peak).")
-COMPILE = ("`model.compile=true` compiles `cell.step` for the step loop. A default run trains every step on "
-           "the scan (`unrolled`; diagnostics steps too), so the saving per step is the scan's time minus the "
-           "compiled loop's, over the run's 1,500 steps. Compile s: the first call over an eager one, with an "
-           "empty Inductor cache (the first run ever) and a warm one (later runs of a sweep). Break-even: "
-           "compile seconds / seconds saved per step (none when nothing is saved).")
+COMPILE = ("`model.compile=true` compiles the step loop in blocks of 10 steps of `cell.step`. That loop is "
+           "how a cell without a scan (or `model.scan=false`) trains every step, so the saving per step is the "
+           "eager loop's time minus the compiled one's, over a default run's 1,500 steps. The built-in cells "
+           "train on their scans (`unrolled`), shown beside it. Compile s: the first call over an eager one, "
+           "with an empty Inductor cache (the first run ever) and a warm one (later runs of a sweep). "
+           "Break-even: compile seconds / seconds saved per step.")
 NO_GPU = ("Not measured here (no GPU): cuDNN, the unrolled/fused ratio on a GPU and bf16 autocast; the same "
           "command on a CUDA machine adds those rows and writes `cuda-<gpu>.md`.")
 
@@ -78,7 +79,7 @@ def write_markdown(result: dict, path: Path) -> None:
         lines += ["", "## `model.compile=true`: cost and saving at the default run's shape", "", COMPILE, "",
                   ("| cell | compile s (cold / warm) | step loop ms | compiled ms | speed vs step loop | "
                    "unrolled (scan) ms | speed vs scan | break-even steps (cold / warm) | pays in a default run "
-                   "(cold / warm) |"),
+                   "without a scan (cold / warm) |"),
                   "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for c in result["compile"]:
             pays = " / ".join("yes" if c["pays_for_itself"][k] else "no" for k in ("cold", "warm"))

@@ -31,7 +31,7 @@ class SequenceModel(nn.Module):
     def __init__(self, cell: Callable[[int, int], RecurrentCell], spec: DataSpec, name: str = "",
                  hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, impl: str = "unrolled", pooling: str = "last",
-                 embedding_dim: int = 64, compile: bool = False) -> None:
+                 embedding_dim: int = 64, compile: bool = False, scan: bool = True) -> None:
         super().__init__()
         if not isinstance(hidden_size, int) or isinstance(hidden_size, bool) or hidden_size < 1:
             raise ValueError(f"model.hidden_size must be a positive integer, got {hidden_size!r}")
@@ -47,7 +47,7 @@ class SequenceModel(nn.Module):
             self.embedding = nn.Identity()
             input_size = spec.input_size
         self.recurrent = RecurrentLayer(cell, input_size, hidden_size, num_layers, bidirectional, dropout, impl,
-                                        compile=compile)
+                                        compile=compile, scan=scan)
         self.head = nn.Linear(hidden_size * self.recurrent.num_directions, spec.output_size)
         self.input_observer: Callable[[Tensor], None] | None = None
 

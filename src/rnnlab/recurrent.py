@@ -13,10 +13,13 @@ Unrolled runs one of two paths, which compute the same numbers (tests hold them 
   anyway) and fills ``cell.record`` from the gates it computed, so a measured step runs the same code as
   any other step, plus the probes' hooks;
 - the step loop, ``cell.step`` once per step with an autograd node each: it runs for cells without a
-  ``scan``, under autocast, and when ``step_loop=True`` is set on the layer (tests and benchmarks use
-  that to compare the two). ``compile=True`` runs ``torch.compile(cell.step)`` in this loop: per-step
-  shapes do not depend on T, so there is no recompilation per sequence length. On CPU it does not pay
-  (benchmarks/cpu.md); it is there for cells without a scan, on GPUs.
+  ``scan``, under autocast, and with ``scan=False`` (``model.scan=false``: the textbook loop, to check
+  the scan against, or to time it). ``compile=True`` compiles that loop in blocks of
+  ``COMPILE_BLOCK`` steps (``torch.compile`` of K steps of ``cell.step``, backward by AOTAutograd); one
+  compilation serves every sequence length (T mod K steps run eagerly), and recompiles only for a new
+  batch size, padding or grad mode. Steps with an observer or recorded gates stay eager. On CPU it is
+  several times faster than the eager loop and slower than the hand-written scans (benchmarks/cpu.md):
+  it is the fast path for cells that have only a ``step``.
 
 State, for both implementations, is torch's layout: a tuple with one (L·D, B, H) tensor per state
 name of the cell ((h,) or (h, c)), index ``layer * D + direction``.
@@ -33,6 +36,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnlab.cells.base import RecurrentCell, State
 
 IMPLS = ("unrolled", "fused")
+COMPILE_BLOCK = 10  # steps per compiled block: longer compiles longer, shorter pays more per-call overhead
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 # observer(layer, direction, step, h_t): called for every h_t when set (diagnostics); ``step`` counts
 # in processing order, so for the reverse direction step s is time T_b − 1 − s of sample b.
@@ -63,7 +67,7 @@ class RecurrentLayer(nn.Module):
 
     def __init__(self, cell: Callable[[int, int], RecurrentCell], input_size: int, hidden_size: int,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.0,
-                 impl: str = "unrolled", compile: bool = False) -> None:
+                 impl: str = "unrolled", compile: bool = False, scan: bool = True) -> None:
         super().__init__()
         if impl not in IMPLS:
             raise ValueError(f"model.impl must be one of {IMPLS}, got {impl!r}")
@@ -82,9 +86,9 @@ class RecurrentLayer(nn.Module):
         self.cell_type = type(cells[0])
         self.state_names = cells[0].state_names
         self.observer: Observer | None = None
-        self.step_loop = False  # True: always loop cell.step, even where cell.scan would run
+        self.step_loop = not scan  # True: always loop cell.step, even where cell.scan would run
         self.compile = bool(compile)
-        self._compiled_steps: dict[type, Callable] = {}  # torch.compile(cell.step) per cell class, made lazily
+        self._compiled_steps: dict[type, Callable] = {}  # compiled blocks of steps per cell class, made lazily
         if impl == "unrolled":
             self.cells = nn.ModuleList(cells)
             self.dropout = nn.Dropout(self.dropout_p)
@@ -223,9 +227,11 @@ class RecurrentLayer(nn.Module):
         if not (eager_only or self.step_loop):
             result = self._scan(cell, x, valid, state, layer, direction, observer)
         if result is None:  # step by step: no scan, autocast, or asked for
-            step = self._compiled_step(cell) if self.compile and not eager_only else cell.step
             x_proj = cell.project_input(x)  # (T, B, G·H): every input term in one matmul
-            result = self._loop(step, x_proj, valid, state, layer, direction, observer)
+            if self.compile and observer is None and cell.record is None:
+                result = self._compiled_loop(cell, x_proj, valid, state)
+            else:
+                result = self._loop(cell.step, x_proj, valid, state, layer, direction, observer)
         out, state = result
         if direction == 1:
             out = reverse_padded(out, lengths, time_dim=0)
@@ -257,14 +263,25 @@ class RecurrentLayer(nn.Module):
             observer(layer, direction, t, h)
         return result
 
-    def _compiled_step(self, cell: RecurrentCell) -> Callable:
-        """``torch.compile`` of the cell's step: its shapes do not depend on T, so one compilation serves every
-        sequence length (and, parameters being graph inputs, every cell of the class)."""
+    def _compiled_loop(self, cell: RecurrentCell, x_proj: Tensor, valid: Tensor | None,
+                       state: State) -> tuple[Tensor, State]:
+        """The step loop in compiled blocks of ``COMPILE_BLOCK`` steps, the last T mod K steps eagerly.
+        Block shapes do not depend on T, so one compilation serves every length (and, parameters being
+        graph inputs, every cell of the class)."""
         key = type(cell)
         if key not in self._compiled_steps:
-            self._compiled_steps[key] = torch.compile(type(cell).step, dynamic=False)
-        compiled = self._compiled_steps[key]
-        return lambda x_proj, state: compiled(cell, x_proj, state)
+            self._compiled_steps[key] = torch.compile(_steps)
+        block, K, T = self._compiled_steps[key], COMPILE_BLOCK, x_proj.shape[0]
+        outs = []
+        for start in range(0, T - T % K, K):
+            out, state = block(cell, x_proj[start:start + K], None if valid is None else valid[start:start + K],
+                               state)
+            outs.append(out)
+        if T % K:
+            rest = slice(T - T % K, T)
+            out, state = _steps(cell, x_proj[rest], None if valid is None else valid[rest], state)
+            outs.append(out)
+        return (outs[0] if len(outs) == 1 else torch.cat(outs)), state
 
     @staticmethod
     def _loop(step: Callable, x_proj: Tensor, valid: Tensor | None, state: State, layer: int, direction: int,
@@ -291,4 +308,9 @@ class RecurrentLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
                 f"bidirectional={self.bidirectional}, dropout={self.dropout_p}, impl={self.impl!r}"
-                + (", compile=True" if self.compile else ""))
+                + (", compile=True" if self.compile else "") + (", scan=False" if self.step_loop else ""))
+
+
+def _steps(cell: RecurrentCell, x_proj: Tensor, valid: Tensor | None, state: State) -> tuple[Tensor, State]:
+    """``cell.step`` over x_proj (K, B, G·H), no observer: what ``compile=True`` compiles, one block at a time."""
+    return RecurrentLayer._loop(cell.step, x_proj, valid, state, 0, 0, None)

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
+from rnnlab.cells.base import RecurrentCell
 from rnnlab.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.diagnostics import GradientDiagnostics
 from rnnlab.embeddings import apply_embeddings, prepare_embeddings
@@ -88,6 +89,17 @@ def check_devices(trainer_cfg: DictConfig) -> None:
                          f"set trainer.devices to at most {available}")
 
 
+def compile_unused(layer, precision) -> str | None:
+    """Why ``compile=True`` (which compiles the step loop) would not run for this layer, or None if it will."""
+    if layer.impl == "fused":
+        return "model.impl=fused runs torch.nn's kernels"
+    has_scan = layer.cell_type.scan is not RecurrentCell.scan
+    if has_scan and not layer.step_loop and "mixed" not in str(precision or ""):
+        return (f"{layer.cell_type.__name__} trains on its scan, which is faster than the compiled step loop "
+                "on CPU (benchmarks/cpu.md); compile applies to cells without a scan, model.scan=false and autocast")
+    return None
+
+
 def _finite_or_none(value) -> float | None:
     if value is None:
         return None
@@ -123,10 +135,8 @@ def train(cfg: DictConfig) -> dict:
             OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
         # called, not passed to instantiate, which would turn the DataSpec dataclass into a DictConfig
         model = instantiate(cfg.model, _partial_=True)(spec=spec)
-        if cfg.model.get("compile") and not torch.cuda.is_available():
-            log.warning("model.compile=true compiles cell.step for the step loop, which cells with a scan (the "
-                        "built-in ones) run only under autocast; on CPU the compiled loop is slower than the "
-                        "scan (benchmarks/cpu.md), so it helps only cells without a scan, if at all")
+        if cfg.model.get("compile") and (why := compile_unused(model.recurrent, cfg.trainer.get("precision"))):
+            log.warning("model.compile=true changes nothing in this run: %s", why)
         apply_embeddings(model, vectors, results["embeddings"]["freeze"])
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
         run_config = OmegaConf.to_container(cfg, resolve=True)

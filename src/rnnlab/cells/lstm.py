@@ -125,9 +125,12 @@ class _LSTMScan(torch.autograd.Function):
         i, f, c_tilde, o = (gates[..., k * H: (k + 1) * H] for k in range(4))
         B = gates.shape[1]
         # the factors that do not depend on the recurrence, for all steps at once (few ops per step below)
-        dc_dh = o * (1 - tanh_cs * tanh_cs)  # ∂c-path of ∂L/∂h_t: o ⊙ tanh'(c_t)
-        du_dc = torch.cat([sigmoid_grad(c_tilde, i), sigmoid_grad(cs[:-1], f),
-                           tanh_grad(i, c_tilde).mul_(0.5)], -1).view(T, B, 3, H)  # ∂u_{i,f,c̃}/∂c_t
+        # each written straight into its buffer: large temporaries cost page faults on CPU
+        dc_dh = tanh_grad(o, tanh_cs)  # ∂c-path of ∂L/∂h_t: o ⊙ (1 − tanh² c_t)
+        du_dc = gates.new_empty(T, B, 3, H)  # ∂u_{i,f,c̃}/∂c_t
+        sigmoid_grad(c_tilde, i, grad_input=du_dc[:, :, 0])
+        sigmoid_grad(cs[:-1], f, grad_input=du_dc[:, :, 1])
+        tanh_grad(i, c_tilde, grad_input=du_dc[:, :, 2]).mul_(0.5)
         du_dh = sigmoid_grad(tanh_cs, o)  # ∂u_o/∂h_t: tanh c_t ⊙ σ'(u_o)
         d_x = torch.empty_like(gates)  # (T, B, 4H): ∂L/∂u
         d_ifc, d_o = d_x[..., : 3 * H].view(T, B, 3, H), d_x[..., 3 * H:]
