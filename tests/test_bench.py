@@ -42,7 +42,8 @@ def test_quick_bench_writes_table_and_json(tmp_path):
 def test_compiled_step_loop_matches_eager(cell):
     """compile=True runs the step loop (here: scan=False) in compiled blocks of COMPILE_BLOCK steps, the rest
     eagerly; outputs and gradients equal the eager loop's, padded or not, for lengths that are not multiples
-    of the block, and a second length reuses the compiled block (no new graph)."""
+    of the block; a second length reuses the compiled block, and another batch size or a no-grad pass runs
+    eagerly (no new graph)."""
     from torch._dynamo.utils import counters
 
     torch.manual_seed(0)
@@ -66,6 +67,11 @@ def test_compiled_step_loop_matches_eager(cell):
         graphs.append(counters["stats"]["unique_graphs"])
     assert compiled._compiled_steps and graphs[0] >= 1
     assert graphs[1] == graphs[0], "a new sequence length compiled a new graph"
+    x = torch.randn(3, 2 * COMPILE_BLOCK, 3)  # another batch size, and a no-grad pass: eager, no new graph
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x)[0], eager(x)[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(compiled(x)[0], eager(x)[0], rtol=1e-5, atol=1e-6)
+    assert counters["stats"]["unique_graphs"] == graphs[0]
 
 
 def test_observed_and_recorded_steps_stay_eager_under_compile():

@@ -16,8 +16,8 @@ Unrolled runs one of two paths, which compute the same numbers (tests hold them 
   ``scan``, under autocast, and with ``scan=False`` (``model.scan=false``: the textbook loop, to check
   the scan against, or to time it). ``compile=True`` compiles that loop in blocks of
   ``COMPILE_BLOCK`` steps (``torch.compile`` of K steps of ``cell.step``, backward by AOTAutograd); one
-  compilation serves every sequence length (T mod K steps run eagerly), and recompiles only for a new
-  batch size, padding or grad mode. Steps with an observer or recorded gates stay eager. On CPU it is
+  compilation serves every sequence length (T mod K steps run eagerly); other batch sizes, no-grad
+  passes and steps with an observer or recorded gates run eagerly. On CPU it is
   several times faster than the eager loop and slower than the hand-written scans (benchmarks/cpu.md):
   it is the fast path for cells that have only a ``step``.
 
@@ -36,7 +36,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnlab.cells.base import RecurrentCell, State
 
 IMPLS = ("unrolled", "fused")
-COMPILE_BLOCK = 10  # steps per compiled block: longer compiles longer, shorter pays more per-call overhead
+COMPILE_BLOCK = 5  # steps per compiled block: as fast as 10 or 25 on CPU, compiled in 2/3 of the time (2 is slow)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 # observer(layer, direction, step, h_t): called for every h_t when set (diagnostics); ``step`` counts
 # in processing order, so for the reverse direction step s is time T_b − 1 − s of sample b.
@@ -88,7 +88,7 @@ class RecurrentLayer(nn.Module):
         self.observer: Observer | None = None
         self.step_loop = not scan  # True: always loop cell.step, even where cell.scan would run
         self.compile = bool(compile)
-        self._compiled_steps: dict[type, Callable] = {}  # compiled blocks of steps per cell class, made lazily
+        self._compiled_steps: dict[tuple, tuple[int, Callable]] = {}  # (cell class, unpadded) -> (batch, block)
         if impl == "unrolled":
             self.cells = nn.ModuleList(cells)
             self.dropout = nn.Dropout(self.dropout_p)
@@ -228,9 +228,9 @@ class RecurrentLayer(nn.Module):
             result = self._scan(cell, x, valid, state, layer, direction, observer)
         if result is None:  # step by step: no scan, autocast, or asked for
             x_proj = cell.project_input(x)  # (T, B, G·H): every input term in one matmul
-            if self.compile and observer is None and cell.record is None:
+            if self.compile and observer is None and cell.record is None and torch.is_grad_enabled():
                 result = self._compiled_loop(cell, x_proj, valid, state)
-            else:
+            if result is None:
                 result = self._loop(cell.step, x_proj, valid, state, layer, direction, observer)
         out, state = result
         if direction == 1:
@@ -264,14 +264,22 @@ class RecurrentLayer(nn.Module):
         return result
 
     def _compiled_loop(self, cell: RecurrentCell, x_proj: Tensor, valid: Tensor | None,
-                       state: State) -> tuple[Tensor, State]:
+                       state: State) -> tuple[Tensor, State] | None:
         """The step loop in compiled blocks of ``COMPILE_BLOCK`` steps, the last T mod K steps eagerly.
+
         Block shapes do not depend on T, so one compilation serves every length (and, parameters being
-        graph inputs, every cell of the class)."""
-        key = type(cell)
+        graph inputs, every cell of the class). It compiles for the first batch size it trains on (once
+        more for padded batches); other batch sizes (an epoch's last batch) return None and loop eagerly,
+        as do no-grad passes (validation): a recompilation costs tens of seconds on CPU, more than those
+        few steps save.
+        """
+        B, T, K = x_proj.shape[1], x_proj.shape[0], COMPILE_BLOCK
+        key = (type(cell), valid is None)
         if key not in self._compiled_steps:
-            self._compiled_steps[key] = torch.compile(_steps)
-        block, K, T = self._compiled_steps[key], COMPILE_BLOCK, x_proj.shape[0]
+            self._compiled_steps[key] = (B, torch.compile(_steps, dynamic=False))
+        batch, block = self._compiled_steps[key]
+        if B != batch or T < K:
+            return None
         outs = []
         for start in range(0, T - T % K, K):
             out, state = block(cell, x_proj[start:start + K], None if valid is None else valid[start:start + K],

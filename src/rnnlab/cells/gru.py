@@ -116,6 +116,7 @@ class _GRUScan(torch.autograd.Function):
                 torch.where(valid[t, :, None], h[t + 1], h[t], out=h[t + 1])
         ctx.save_for_backward(gates, extra, hs, weight_hh, valid)
         ctx.reset_after, ctx.has_bias = reset_after, bias_hh is not None
+        ctx.set_materialize_grads(False)  # the gates' gradient (and any unused output's) comes as None
         out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
         ctx.mark_non_differentiable(gates)
         return out, hs[T].clone(), gates
@@ -127,7 +128,7 @@ class _GRUScan(torch.autograd.Function):
         T, _, G = gates.shape
         H = G // 3
         m, keep = step_masks(valid, gates.dtype)
-        g_out = g_out.contiguous() if m is None else g_out * m
+        g_out = None if g_out is None else g_out.contiguous() if m is None else g_out * m
         d_x = torch.empty_like(gates)  # (T, B, 3H): ∂L/∂x_proj, i.e. ∂L/∂pre_{r, z, h̃}
         r, z, h_tilde = gates[..., :H], gates[..., H: 2 * H], gates[..., 2 * H:]
         h_prev = hs[:-1]
@@ -135,9 +136,10 @@ class _GRUScan(torch.autograd.Function):
         if ctx.reset_after:
             d_hh = torch.empty_like(gates)  # ∂L/∂(h W_h + b_hh): r ⊙ ∂L/∂pre_h̃ in the h̃ block
         d_probe = torch.empty_like(h_prev) if ctx.needs_input_grad[6] else None  # ∂L/∂h_t, for diagnostics
-        dh = g_h
+        dh = torch.zeros_like(hs[0]) if g_h is None else g_h
         for t in range(T - 1, -1, -1):
-            dh = dh + g_out[t]
+            if g_out is not None:
+                dh = dh + g_out[t]
             dh_cell = dh if m is None else dh * m[t]
             if d_probe is not None:
                 d_probe[t] = dh_cell

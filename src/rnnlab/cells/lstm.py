@@ -110,6 +110,7 @@ class _LSTMScan(torch.autograd.Function):
                 torch.where(valid[t, :, None], h[t + 1], h[t], out=h[t + 1])
         gates[..., 2 * H: 3 * H].mul_(2).sub_(1)  # c̃ = 2s − 1, all steps at once
         ctx.save_for_backward(gates, hs, cs, tanh_cs, weight_hh, valid)
+        ctx.set_materialize_grads(False)  # the gates' gradient (and any unused output's) comes as None
         out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
         ctx.mark_non_differentiable(gates)
         return out, hs[T].clone(), cs[T].clone(), gates
@@ -121,7 +122,7 @@ class _LSTMScan(torch.autograd.Function):
         T, _, G = gates.shape
         H = G // 4
         m, keep = step_masks(valid, gates.dtype)
-        g_out = g_out.contiguous() if m is None else g_out * m
+        g_out = None if g_out is None else g_out.contiguous() if m is None else g_out * m
         i, f, c_tilde, o = (gates[..., k * H: (k + 1) * H] for k in range(4))
         B = gates.shape[1]
         # the factors that do not depend on the recurrence, for all steps at once (few ops per step below)
@@ -134,11 +135,11 @@ class _LSTMScan(torch.autograd.Function):
         du_dh = sigmoid_grad(tanh_cs, o)  # ∂u_o/∂h_t: tanh c_t ⊙ σ'(u_o)
         d_x = torch.empty_like(gates)  # (T, B, 4H): ∂L/∂u
         d_ifc, d_o = d_x[..., : 3 * H].view(T, B, 3, H), d_x[..., 3 * H:]
-        out_grad = bool(g_out.any())  # one-prediction readouts use the final state only: g_out is zero
         d_probe = torch.empty_like(tanh_cs) if ctx.needs_input_grad[5] else None  # ∂L/∂h_t, for diagnostics
-        dh, dc = g_h, g_c
+        dh = torch.zeros_like(hs[0]) if g_h is None else g_h
+        dc = torch.zeros_like(cs[0]) if g_c is None else g_c
         for t in range(T - 1, -1, -1):
-            if out_grad:
+            if g_out is not None:  # None: a one-prediction readout reads the final state only
                 dh = dh + g_out[t]
             dh_cell, dc_cell = (dh, dc) if m is None else (dh * m[t], dc * m[t])
             if d_probe is not None:

@@ -71,6 +71,7 @@ class _RNNScan(torch.autograd.Function):
                 torch.where(valid[t, :, None], h[t], h_prev[t], out=h[t])
         ctx.save_for_backward(hs, weight_hh, valid)
         ctx.relu = relu
+        ctx.set_materialize_grads(False)  # an unused output's gradient comes as None, not a tensor of zeros
         out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
         return out, hs[T].clone()
 
@@ -80,13 +81,14 @@ class _RNNScan(torch.autograd.Function):
         hs, weight_hh, valid = ctx.saved_tensors
         T = hs.shape[0] - 1
         m, keep = step_masks(valid, hs.dtype)
-        g_out = g_out.contiguous() if m is None else g_out * m
+        g_out = None if g_out is None else g_out.contiguous() if m is None else g_out * m
         d_pre = torch.empty_like(hs[1:])  # (T, B, H)
         d_probe = torch.empty_like(d_pre) if ctx.needs_input_grad[5] else None  # ∂L/∂h_t, for diagnostics
         h = hs.unbind(0)[1:]
-        dh = g_h
+        dh = torch.zeros_like(hs[0]) if g_h is None else g_h
         for t in range(T - 1, -1, -1):
-            dh = dh + g_out[t]
+            if g_out is not None:
+                dh = dh + g_out[t]
             dh_cell = dh if m is None else dh * m[t]
             if d_probe is not None:
                 d_probe[t] = dh_cell
