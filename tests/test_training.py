@@ -73,3 +73,14 @@ def test_invalid_values_fail_before_training_with_a_clear_message(make_config, o
     assert results["status"] == "failed" and results["steps"] == 0
     assert message in results["error"]
     assert "\n" not in results["error"]
+
+
+def test_compile_unused_says_when_compile_would_change_nothing():
+    from rnnlab.cells import GRUCell
+    from rnnlab.recurrent import RecurrentLayer
+    from rnnlab.train import compile_unused
+
+    assert "trains on its scan" in compile_unused(RecurrentLayer(GRUCell, 2, 4, compile=True), None)
+    assert "fused" in compile_unused(RecurrentLayer(GRUCell, 2, 4, impl="fused", compile=True), None)
+    assert compile_unused(RecurrentLayer(GRUCell, 2, 4, compile=True, scan=False), None) is None
+    assert compile_unused(RecurrentLayer(GRUCell, 2, 4, compile=True), "bf16-mixed") is None  # autocast: the loop
