@@ -8,7 +8,8 @@ import torch
 
 from rnnlab import bench
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
-from rnnlab.recurrent import COMPILE_BLOCK, RecurrentLayer
+from rnnlab.recurrent import RecurrentLayer
+from rnnlab.step_loop import COMPILE_BLOCK
 
 
 def test_quick_bench_writes_table_and_json(tmp_path):

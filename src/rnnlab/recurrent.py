@@ -14,12 +14,11 @@ Unrolled runs one of two paths, which compute the same numbers (tests hold them 
   any other step, plus the probes' hooks;
 - the step loop, ``cell.step`` once per step with an autograd node each: it runs for cells without a
   ``scan``, under autocast, and with ``scan=False`` (``model.scan=false``: the textbook loop, to check
-  the scan against, or to time it). ``compile=True`` compiles that loop in blocks of
-  ``COMPILE_BLOCK`` steps (``torch.compile`` of K steps of ``cell.step``, backward by AOTAutograd); one
-  compilation serves every sequence length (T mod K steps run eagerly); other batch sizes, no-grad
-  passes and steps with an observer or recorded gates run eagerly. On CPU it is
-  several times faster than the eager loop and slower than the hand-written scans (benchmarks/cpu.md):
-  it is the fast path for cells that have only a ``step``.
+  the scan against, or to time it). It lives in :mod:`rnnlab.step_loop`. ``compile=True`` compiles it
+  in blocks of ``COMPILE_BLOCK`` steps of ``cell.step`` (backward by AOTAutograd): one compilation
+  serves every sequence length; other batch sizes, no-grad passes and steps with an observer or
+  recorded gates run eagerly. On CPU it is about twice as fast as the eager loop and slower than the
+  hand-written scans (benchmarks/cpu.md): it is the fast path for cells that have only a ``step``.
 
 State, for both implementations, is torch's layout: a tuple with one (L·D, B, H) tensor per state
 name of the cell ((h,) or (h, c)), index ``layer * D + direction``.
@@ -34,13 +33,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.cells.base import RecurrentCell, State
+from rnnlab.step_loop import Observer, compiled_loop, loop
 
 IMPLS = ("unrolled", "fused")
-COMPILE_BLOCK = 5  # steps per compiled block: as fast as 10 or 25 on CPU, compiled in 2/3 of the time (2 is slow)
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-# observer(layer, direction, step, h_t): called for every h_t when set (diagnostics); ``step`` counts
-# in processing order, so for the reverse direction step s is time T_b − 1 − s of sample b.
-Observer = Callable[[int, int, int, Tensor], None]
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None, time_dim: int = 1) -> Tensor:
@@ -229,9 +225,9 @@ class RecurrentLayer(nn.Module):
         if result is None:  # step by step: no scan, autocast, or asked for
             x_proj = cell.project_input(x)  # (T, B, G·H): every input term in one matmul
             if self.compile and observer is None and cell.record is None and torch.is_grad_enabled():
-                result = self._compiled_loop(cell, x_proj, valid, state)
+                result = compiled_loop(self._compiled_steps, cell, x_proj, valid, state)
             if result is None:
-                result = self._loop(cell.step, x_proj, valid, state, layer, direction, observer)
+                result = loop(cell.step, x_proj, valid, state, observer, layer, direction)
         out, state = result
         if direction == 1:
             out = reverse_padded(out, lengths, time_dim=0)
@@ -242,8 +238,9 @@ class RecurrentLayer(nn.Module):
               observer: Observer | None) -> tuple[Tensor, State] | None:
         """``cell.scan``, and for an observer every step's h_t: a leaf per step (B, H), stacked into the scan's
         ``probe`` (its values are not read) and then given h_t's value; the scan sets its gradient to the
-        total ∂L/∂h_t, so hooks on it see what they would see on the step loop's h_t. Past a sequence's end h_t reads as zero (the step loop shows the value it
-        computed and discarded there); its gradient is zero in both."""
+        total ∂L/∂h_t, so hooks on it see what they would see on the step loop's h_t. Past a sequence's
+        end h_t reads as zero (the step loop shows the value it computed and discarded there); its
+        gradient is zero in both."""
         if observer is None:
             return cell.scan(x, state, valid)
         probes = None
@@ -263,52 +260,6 @@ class RecurrentLayer(nn.Module):
             observer(layer, direction, t, h)
         return result
 
-    def _compiled_loop(self, cell: RecurrentCell, x_proj: Tensor, valid: Tensor | None,
-                       state: State) -> tuple[Tensor, State] | None:
-        """The step loop in compiled blocks of ``COMPILE_BLOCK`` steps, the last T mod K steps eagerly.
-
-        Block shapes do not depend on T, so one compilation serves every length (and, parameters being
-        graph inputs, every cell of the class). It compiles for the first batch size it trains on (once
-        more for padded batches); other batch sizes (an epoch's last batch) return None and loop eagerly,
-        as do no-grad passes (validation): a recompilation costs tens of seconds on CPU, more than those
-        few steps save.
-        """
-        B, T, K = x_proj.shape[1], x_proj.shape[0], COMPILE_BLOCK
-        key = (type(cell), valid is None)
-        if key not in self._compiled_steps:
-            self._compiled_steps[key] = (B, torch.compile(_steps, dynamic=False))
-        batch, block = self._compiled_steps[key]
-        if B != batch or T < K:
-            return None
-        outs = []
-        for start in range(0, T - T % K, K):
-            out, state = block(cell, x_proj[start:start + K], None if valid is None else valid[start:start + K],
-                               state)
-            outs.append(out)
-        if T % K:
-            rest = slice(T - T % K, T)
-            out, state = _steps(cell, x_proj[rest], None if valid is None else valid[rest], state)
-            outs.append(out)
-        return (outs[0] if len(outs) == 1 else torch.cat(outs)), state
-
-    @staticmethod
-    def _loop(step: Callable, x_proj: Tensor, valid: Tensor | None, state: State, layer: int, direction: int,
-              observer: Observer | None) -> tuple[Tensor, State]:
-        """The time loop over ``step``: what diagnostics observe (each h_t is a node of the autograd graph)."""
-        outs = []
-        for t in range(x_proj.shape[0]):
-            h, new_state = step(x_proj[t], state)
-            if observer is not None:
-                observer(layer, direction, t, h)
-            if valid is None:
-                state = new_state
-            else:  # a finished sequence keeps its state and emits zeros
-                m = valid[t].unsqueeze(1)  # (B, 1)
-                state = tuple(torch.where(m, n, o) for n, o in zip(new_state, state))
-                h = torch.where(m, h, torch.zeros_like(h))
-            outs.append(h)
-        return torch.stack(outs), state  # (T, B, H)
-
     def __getstate__(self) -> dict:
         """Pickling and deep copies leave the compiled functions behind (they are rebuilt on use)."""
         return {**self.__dict__, "_compiled_steps": {}}
@@ -318,7 +269,3 @@ class RecurrentLayer(nn.Module):
                 f"bidirectional={self.bidirectional}, dropout={self.dropout_p}, impl={self.impl!r}"
                 + (", compile=True" if self.compile else "") + (", scan=False" if self.step_loop else ""))
 
-
-def _steps(cell: RecurrentCell, x_proj: Tensor, valid: Tensor | None, state: State) -> tuple[Tensor, State]:
-    """``cell.step`` over x_proj (K, B, G·H), no observer: what ``compile=True`` compiles, one block at a time."""
-    return RecurrentLayer._loop(cell.step, x_proj, valid, state, 0, 0, None)
