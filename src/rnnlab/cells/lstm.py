@@ -111,6 +111,7 @@ class _LSTMScan(torch.autograd.Function):
         gates[..., 2 * H: 3 * H].mul_(2).sub_(1)  # c̃ = 2s − 1, all steps at once
         ctx.save_for_backward(gates, hs, cs, tanh_cs, weight_hh, valid)
         ctx.set_materialize_grads(False)  # the gates' gradient (and any unused output's) comes as None
+        ctx.mark_dirty(x_proj)  # overwritten with the gates, and returned as them
         out = hs[1:] if valid is None else hs[1:] * valid.unsqueeze(-1)
         ctx.mark_non_differentiable(gates)
         return out, hs[T].clone(), cs[T].clone(), gates
