@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from rnnlab.step_loop import COMPILE_BLOCK
+
 
 def machine(device: torch.device) -> dict:
     """What ran the benchmark; ``file_stem`` names the output files (cpu, or cuda-<gpu>)."""
@@ -44,12 +46,13 @@ INTRO = (
     "`unrolled` is the default fast path (our cells through `cell.scan`: all steps in one autograd Function "
     "with a hand-derived backward), which diagnostics steps run too; `step-loop` runs `cell.step` once per step "
     "with an autograd node each, as cells without a scan do (and `model.scan=false`); `step-loop+compiled` is "
-    "that loop with `model.compile=true` (compiled in blocks of 5 steps). GRU: unrolled `gru` is "
+    f"that loop with `model.compile=true` (compiled in blocks of {COMPILE_BLOCK} steps). GRU: unrolled `gru` is "
     "the textbook form, `gru (reset-after)` the form "
     "torch.nn.GRU computes; both are compared with the fused GRU.")
 PEAK = ("Peak MiB: memory allocated during one forward + backward above what was allocated before (CPU: the "
         "allocator's running total as the profiler reports it; CUDA: the caching allocator's peak).")
-COMPILE = ("`model.compile=true` compiles the step loop in blocks of 5 steps of `cell.step`. That loop is "
+COMPILE = (f"`model.compile=true` compiles the step loop in blocks of {COMPILE_BLOCK} steps of `cell.step`. "
+           "That loop is "
            "how a cell without a scan (or `model.scan=false`) trains every step, so the saving per step is the "
            "eager loop's time minus the compiled one's, over a default run's 1,500 steps. The built-in cells "
            "train on their scans (`unrolled`), shown beside it. Compile s: the first call over an eager one, "
