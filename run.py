@@ -8,7 +8,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from rnnlab.train import train
+from rnnlab.training.train import train
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

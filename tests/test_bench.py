@@ -6,14 +6,14 @@ import json
 import pytest
 import torch
 
-from rnnlab import bench
+from rnnlab.bench import speed
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
-from rnnlab.recurrent import RecurrentLayer
-from rnnlab.step_loop import COMPILE_BLOCK
+from rnnlab.model.recurrent import RecurrentLayer
+from rnnlab.model.step_loop import COMPILE_BLOCK
 
 
 def test_quick_bench_writes_table_and_json(tmp_path):
-    result = bench.main(["--quick", "--out", str(tmp_path), "--rounds", "2"])
+    result = speed.main(["--quick", "--out", str(tmp_path), "--rounds", "2"])
     stem = tmp_path / result["machine"]["file_stem"]
     data = json.loads(stem.with_suffix(".json").read_text())
     assert data["device"] in ("cpu", "cuda") and data["machine"]["torch"] == torch.__version__
@@ -88,8 +88,8 @@ def test_observed_and_recorded_steps_stay_eager_under_compile():
 @pytest.mark.slow
 def test_compile_cost_is_measured_against_the_scan_and_reported(tmp_path):
     """The compile table: the compiled step loop against the eager one (how a cell without a scan trains)."""
-    from rnnlab.bench import Shape, compile_cost
-    from rnnlab.bench_report import machine, write_markdown
+    from rnnlab.bench.markdown import machine, write_markdown
+    from rnnlab.bench.speed import Shape, compile_cost
 
     shape = Shape("B2 T3 I2 H4", 2, 3, 2, 4)
     (row,) = compile_cost(torch.device("cpu"), 3, {"rnn": RNNCell}, shape=shape, run_steps=10)

@@ -19,7 +19,7 @@ from rnnlab.data.imdb import IMDBDataModule
 from rnnlab.data.sst2 import SST2DataModule
 from rnnlab.data.text_classification import BucketBatchSampler, EpochPermutation, padding_fraction
 from rnnlab.data.vocab import Vocab
-from rnnlab.train import train
+from rnnlab.training.train import train
 
 WORDS = ["good", "bad", "plot", "actor", "scene", "music", "story", "film", "boring", "great", "awful", "fun",
          "dull", "moving"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rnnlab.data.seq_mnist import SeqMNISTDataModule, read_idx
-from rnnlab.train import train
+from rnnlab.training.train import train
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 

@@ -15,7 +15,7 @@ from rnnlab.data.language_modeling import EOS, StreamChunks, batchify
 from rnnlab.data.ptb import PTBDataModule
 from rnnlab.data.vocab import UNK
 from rnnlab.data.wikitext2 import WikiText2DataModule
-from rnnlab.train import train
+from rnnlab.training.train import train
 
 UNREACHABLE = "http://127.0.0.1:9/"  # the discard port: refused at once
 

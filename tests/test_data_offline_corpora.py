@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.train import train
+from rnnlab.training.train import train
 
 N_CHORALES = 10
 

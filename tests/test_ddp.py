@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.resolvers import usable_cores
-from rnnlab.train import train
+from rnnlab.training.resolvers import usable_cores
+from rnnlab.training.train import train
 
 # One batch of 32 per step in one process = two ranks of 16: with the whole training set in one step
 # the data order cannot differ, so the averaged gradients, and so the runs, must agree.

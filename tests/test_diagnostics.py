@@ -16,10 +16,10 @@ from torch.nn import functional as F
 
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.data.base import DataSpec
-from rnnlab.diagnostics import GradientDiagnostics
-from rnnlab.gradient_decay import decay_summary
-from rnnlab.gradient_probe import GradientProbe, align, gate_grad_norms, spectral_radii
-from rnnlab.model import SequenceModel
+from rnnlab.diagnostics.callback import GradientDiagnostics
+from rnnlab.diagnostics.decay import decay_summary
+from rnnlab.diagnostics.probe import GradientProbe, align, gate_grad_norms, spectral_radii
+from rnnlab.model.sequence_model import SequenceModel
 
 SPEC = DataSpec(name="toy", task="regression", readout="last", output_size=1, input_size=3)
 

@@ -1,4 +1,4 @@
-"""Gradient diagnostics in real runs through rnnlab.train.train: gradients.npz, PNGs, the results.json block,
+"""Gradient diagnostics in real runs through rnnlab.training.train.train: gradients.npz, PNGs, the results.json block,
 W&B offline records (read back with `wandb leet inspect`), CSV metrics, no logger, and the sweep overlay."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import compose_config
-from rnnlab.diagnostics_bench import diagnostics_overhead, markdown
-from rnnlab.gradient_plots import load_arrays
-from rnnlab.train import train
+from rnnlab.bench.diagnostics import diagnostics_overhead, markdown
+from rnnlab.diagnostics.plots import load_arrays
+from rnnlab.training.train import train
 
 WANDB = str(Path(sys.executable).parent / "wandb")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -103,7 +103,7 @@ def test_csv_logger_gets_the_scalars(sweep):
 
 
 def test_overlay_command_draws_one_png_per_data_set_and_length(sweep):
-    out = subprocess.run([sys.executable, "-m", "rnnlab.gradient_plots", str(sweep)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "rnnlab.diagnostics", str(sweep)], capture_output=True,
                          text=True, timeout=120, check=True).stdout.split()
     assert sorted(Path(p).name for p in out) == ["gradients_adding_T6.png", "gradients_copy_T24.png"]
     for path in out:

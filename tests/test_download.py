@@ -13,7 +13,7 @@ import pytest
 
 from rnnlab.data.download import Archive, ChecksumError, Source, download
 from rnnlab.data.imdb import IMDBDataModule
-from rnnlab.train import train
+from rnnlab.training.train import train
 from test_data_classification import write_imdb
 
 UNREACHABLE = "http://127.0.0.1:9/aclImdb_v1.tar.gz"  # the discard port: refused at once

@@ -17,15 +17,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import rnnlab.train
+import rnnlab.training.train
 from rnnlab.cells.gru import GRUCell
 from rnnlab.data.adding import AddingDataModule
 from rnnlab.data.base import DataSpec, SequenceDataModule
 from rnnlab.data.copy_memory import CopyMemoryDataModule
+from rnnlab.data.vector_files import VectorFileError, read_vectors
 from rnnlab.data.vocab import Vocab
-from rnnlab.embeddings import apply_embeddings, prepare_embeddings
-from rnnlab.model import SequenceModel
-from rnnlab.vector_files import VectorFileError, read_vectors
+from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
+from rnnlab.model.sequence_model import SequenceModel
 
 ROOT = Path(__file__).resolve().parents[1]
 FILE_WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog"]
@@ -147,7 +147,7 @@ def test_coverage_is_exact_on_a_fixture_vocabulary(tmp_path, caplog):
     # 6 entries besides <pad>; found: the, cat, sat; missing: <unk>, Mat (case matters), unicorn
     itos = ["<pad>", "<unk>", "the", "cat", "sat", "Mat", "unicorn"]
     data = TinyText([["the"]], itos=itos)
-    with caplog.at_level(logging.INFO, logger="rnnlab.embeddings"):
+    with caplog.at_level(logging.INFO, logger="rnnlab.model.embeddings"):
         weights, info = prepare_embeddings(cfg(path=str(write(tmp_path / "g.txt", "glove"))), data, seed=0)
     assert info["coverage"] == 0.5 and info["found"] == 3 and info["vocab_words"] == 6
     assert info["source"] == "pretrained" and info["format"] == "glove" and info["dim"] == 5
@@ -177,7 +177,7 @@ def test_out_of_vocabulary_rows_have_the_scale_of_the_found_vectors(tmp_path):
 
 def test_the_embedding_size_follows_the_file(tmp_path, caplog):
     data = TinyText([["the", "cat"]], itos=["<pad>", "<unk>", "the", "cat"])
-    with caplog.at_level(logging.WARNING, logger="rnnlab.embeddings"):
+    with caplog.at_level(logging.WARNING, logger="rnnlab.model.embeddings"):
         weights, info = prepare_embeddings(cfg(dim=8, path=str(write(tmp_path / "g", "glove"))), data)
     assert weights.shape == (4, 5) and info["dim"] == 5
     assert "embeddings.dim=8 but g holds 5-dimensional vectors: the embedding size follows the file" \
@@ -340,7 +340,7 @@ def test_non_text_data_sets_take_random_embeddings_only(tmp_path, datamodule, wh
 
 @pytest.mark.parametrize("source", ["pretrained", "word2vec"])
 def test_a_run_with_embeddings_reports_coverage_and_rebuilds(make_config, tmp_path, source):
-    from rnnlab.checkpoint import load_model
+    from rnnlab.training.checkpoint import load_model
 
     root = tmp_path / "SST-2"
     root.mkdir()
@@ -352,7 +352,7 @@ def test_a_run_with_embeddings_reports_coverage_and_rebuilds(make_config, tmp_pa
                  f"embeddings={source}", "embeddings.freeze=true",
                  f"embeddings.path={glove}" if source == "pretrained" else f"embeddings.cache_dir={tmp_path}"]
     cfg_run = make_config(overrides)
-    results = rnnlab.train.train(cfg_run)
+    results = rnnlab.training.train.train(cfg_run)
     assert results["status"] == "ok", results["error"]
     saved = json.loads((Path(cfg_run.output_dir) / "results.json").read_text())["embeddings"]
     assert saved["source"] == source and 0 < saved["coverage"] <= 1
@@ -366,7 +366,7 @@ def test_a_run_with_embeddings_reports_coverage_and_rebuilds(make_config, tmp_pa
 
 
 def test_a_run_on_non_text_data_with_word2vec_fails_clearly(make_config):
-    results = rnnlab.train.train(make_config(["data=adding", "embeddings=word2vec", "logger=none"]))
+    results = rnnlab.training.train.train(make_config(["data=adding", "embeddings=word2vec", "logger=none"]))
     assert results["status"] == "failed"
     assert results["error"] == ("embeddings=word2vec needs a text data set; 'adding' has float inputs: "
                                 "use embeddings=random")

@@ -12,13 +12,13 @@ from rich.console import Console
 from torch.nn import functional as F
 
 from conftest import ROOT, compose_config
-from rnnlab import gate_heatmap as gh
-from rnnlab import gate_trace as gt
-from rnnlab.checkpoint import load_model
 from rnnlab.data.base import DataSpec
-from rnnlab.explain import main
-from rnnlab.model import SequenceModel
-from rnnlab.train import train
+from rnnlab.explain import heatmap as gh
+from rnnlab.explain import trace as gt
+from rnnlab.explain.cli import main
+from rnnlab.model.sequence_model import SequenceModel
+from rnnlab.training.checkpoint import load_model
+from rnnlab.training.train import train
 
 I, H = 3, 4
 CASES = [("rnn", {}), ("rnn", {"nonlinearity": "relu"}), ("lstm", {}), ("gru", {"reset_after": False}),

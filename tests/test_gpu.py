@@ -6,7 +6,7 @@ Marked ``gpu``: run them on a GPU machine with ``python -m pytest -m gpu``; with
 import pytest
 import torch
 
-from rnnlab.train import train
+from rnnlab.training.train import train
 from test_recurrent_equivalence import CELLS, _grads, _pair, _run
 
 pytestmark = [pytest.mark.gpu,

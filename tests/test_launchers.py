@@ -12,9 +12,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf, open_dict
 
 from conftest import CONF, ROOT, compose_config
-from rnnlab import resolvers
-from rnnlab.sweep_resume import completed_results
-from rnnlab.train import train
+from rnnlab.training import resolvers
+from rnnlab.training.sweep_resume import completed_results
+from rnnlab.training.train import train
 from test_run_py import run_py
 
 

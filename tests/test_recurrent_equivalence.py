@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
-from rnnlab.recurrent import RecurrentLayer
+from rnnlab.model.recurrent import RecurrentLayer
 
 CELLS = {
     "rnn_tanh": partial(RNNCell, nonlinearity="tanh"),

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY
-from rnnlab.checkpoint import CHECKPOINT_DIR, LAST
-from rnnlab.train import train
+from rnnlab.training.checkpoint import CHECKPOINT_DIR, LAST
+from rnnlab.training.train import train
 
 RUN = ["model=lstm", "model.hidden_size=16", "data.seq_len=30", "data.n_train=640", "data.n_val=64",
        "data.n_test=64", "trainer.max_steps=60", "trainer.val_check_interval=20", "checkpoint_every_n_steps=5",

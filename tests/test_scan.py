@@ -13,9 +13,9 @@ from torch.nn import functional as F
 
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.data.base import DataSpec
-from rnnlab.gradient_probe import GradientProbe
-from rnnlab.model import SequenceModel
-from rnnlab.recurrent import RecurrentLayer
+from rnnlab.diagnostics.probe import GradientProbe
+from rnnlab.model.recurrent import RecurrentLayer
+from rnnlab.model.sequence_model import SequenceModel
 
 CELLS = {
     "rnn_tanh": partial(RNNCell, nonlinearity="tanh"),
@@ -126,7 +126,7 @@ def test_diagnostics_on_the_scan_equal_the_step_loop(name, padded, monkeypatch):
         return {**probe.results(), **{n: p.grad.clone() for n, p in model.named_parameters()}}
 
     loop = measure(loop=True)
-    monkeypatch.setattr("rnnlab.recurrent.loop", None)  # the step loop cannot run now: the scan must
+    monkeypatch.setattr("rnnlab.model.recurrent.loop", None)  # the step loop cannot run now: the scan must
     fast = measure(loop=False)
     assert {"h_mean", "h_max", "x_mean"} <= set(fast) and set(fast) == set(loop)
     if name != "rnn_tanh":

@@ -1,4 +1,4 @@
-"""Real Lightning runs of a few steps through rnnlab.train.train, on the real composed configs."""
+"""Real Lightning runs of a few steps through rnnlab.training.train.train, on the real composed configs."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from conftest import options
-from rnnlab.train import train
+from rnnlab.training.train import train
 
 GENERATED_DATA = ["adding", "copy"]  # data sets that need no files; file-based ones have their own tests
 RESULT_KEYS = {"status", "error", "model", "impl", "data", "task", "params", "seed", "steps", "epochs",
@@ -77,8 +77,8 @@ def test_invalid_values_fail_before_training_with_a_clear_message(make_config, o
 
 def test_compile_unused_says_when_compile_would_change_nothing():
     from rnnlab.cells import GRUCell
-    from rnnlab.recurrent import RecurrentLayer
-    from rnnlab.train import compile_unused
+    from rnnlab.model.recurrent import RecurrentLayer
+    from rnnlab.training.train import compile_unused
 
     assert "trains on its scan" in compile_unused(RecurrentLayer(GRUCell, 2, 4, compile=True), None)
     assert "fused" in compile_unused(RecurrentLayer(GRUCell, 2, 4, impl="fused", compile=True), None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.loggers import wandb_api_key_available
-from rnnlab.train import train
+from rnnlab.training.loggers import wandb_api_key_available
+from rnnlab.training.train import train
 
 WANDB = str(Path(sys.executable).parent / "wandb")
 

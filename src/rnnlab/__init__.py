@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 
-from rnnlab import resolvers as _resolvers  # noqa: F401 - registers the ${rnnlab.*} config resolvers
+from rnnlab.training import resolvers as _resolvers  # noqa: F401 - registers the ${rnnlab.*} config resolvers

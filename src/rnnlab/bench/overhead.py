@@ -1,6 +1,6 @@
 """Framework and diagnostics overhead, measured on real runs (part of ``python -m rnnlab.bench``).
 
-Framework: ``rnnlab.train.train(cfg)`` on the real config (composed with Hydra's compose API, as
+Framework: ``rnnlab.training.train.train(cfg)`` on the real config (composed with Hydra's compose API, as
 ``run.py`` would; ``logger=none``, no progress bar, diagnostics off) against a bare PyTorch loop with
 the same model, optimiser, gradient clipping and batches, the data already in memory. Both count the
 same window per step, forward + loss + backward + clipping + optimiser step (the run's
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"
 QUICK = ["data.n_train=512", "data.n_val=64", "data.n_test=64", "model.hidden_size=16",
          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
 
@@ -41,7 +41,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
 
 
 def _train(overrides: list[str], workdir: Path) -> dict:
-    from rnnlab.train import train
+    from rnnlab.training.train import train
 
     base = ["logger=none", "progress_bar=false", "diagnostics.every_n_steps=0"]
     with tempfile.TemporaryDirectory(dir=workdir) as out, contextlib.redirect_stdout(io.StringIO()):
@@ -97,7 +97,7 @@ def overhead_section(quick: bool, steps: int | None = None, repeats: int | None 
     steps = steps or (5 if quick else 300)
     repeats = repeats or (1 if quick else 5)
     common = [f"trainer.max_steps={steps}"] + (QUICK if quick else [])
-    for name in ("lightning", "lightning.pytorch", "rnnlab.train"):
+    for name in ("lightning", "lightning.pytorch", "rnnlab.training.train"):
         logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as workdir:
         return _measure(common, steps, repeats, quick, Path(workdir))

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.data.base import DataSpec
-from rnnlab.model import SequenceModel
+from rnnlab.model.sequence_model import SequenceModel
 
 MODEL_FILE = "model.pt"
 

@@ -1,8 +1,8 @@
 """What the gradient diagnostics cost: training steps/s with ``diagnostics.every_n_steps`` off, 50 and 1.
 
-``python -m rnnlab.diagnostics_bench`` trains the adding problem (T = 200, H = 128, batch 64, unrolled
+``python -m rnnlab.bench.diagnostics`` trains the adding problem (T = 200, H = 128, batch 64, unrolled
 GRU and RNN, Adam, clipping at 1 as in conf/trainer) through Lightning with and without the
-:class:`~rnnlab.diagnostics.GradientDiagnostics` callback and prints a Markdown table.
+:class:`~rnnlab.diagnostics.callback.GradientDiagnostics` callback and prints a Markdown table.
 
 Timing: wall time from ``on_train_batch_start`` to ``on_train_batch_end`` (forward, backward,
 diagnostics, optimizer step) of the steps after ``warmup``, excluding the last step (measured by the
@@ -24,9 +24,9 @@ import torch
 
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.data.adding import AddingDataModule
-from rnnlab.diagnostics import GradientDiagnostics
-from rnnlab.lightning_module import SequenceLightningModule
-from rnnlab.model import SequenceModel
+from rnnlab.diagnostics.callback import GradientDiagnostics
+from rnnlab.model.sequence_model import SequenceModel
+from rnnlab.training.lightning_module import SequenceLightningModule
 
 CELLS = {"rnn": RNNCell, "gru": GRUCell, "lstm": LSTMCell}
 

@@ -1,12 +1,12 @@
 """One training step's gradients through time: ‖∂L/∂h_t‖, ‖∂L/∂x_t‖, gate statistics, per-gate norms.
 
-:class:`GradientProbe` attaches to a :class:`~rnnlab.model.SequenceModel` for one forward/backward:
+:class:`GradientProbe` attaches to a :class:`~rnnlab.model.sequence_model.SequenceModel` for one forward/backward:
 
 - ‖∂L/∂h_t‖ for every time step, layer and direction (``model.impl=unrolled`` only): the
   recurrent layer's ``observer`` puts a tensor hook on every h_t; the hook receives the *total*
   gradient of the loss with respect to h_t, through the output at t and through h_{t+1}, …
   (for an LSTM this is the gradient w.r.t. h_t, not c_t). On the fast path the hooked h_t is a
-  "probe" leaf per step, holding h_t's value, whose gradient the scan's backward sets (see :mod:`rnnlab.recurrent`), so a
+  "probe" leaf per step, holding h_t's value, whose gradient the scan's backward sets (see :mod:`rnnlab.model.recurrent`), so a
   measured step runs the same scan as every other step;
 - ‖∂L/∂x_t‖, the gradient w.r.t. the first recurrent layer's input x_t (the embedding output, or the
   float features): it flows back through the whole recurrence too, and works for both
@@ -33,7 +33,7 @@ from functools import partial
 import torch
 from torch import Tensor
 
-from rnnlab.recurrent import RecurrentLayer
+from rnnlab.model.recurrent import RecurrentLayer
 
 SATURATION = (0.05, 0.95)
 PARAM_KINDS = (("weight_ih", "W_x"), ("weight_hh", "W_h"), ("bias_ih", "b_x"), ("bias_hh", "b_h"))

@@ -22,7 +22,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.text import Perplexity
 
 from rnnlab.data.base import IGNORE_INDEX, DataSpec
-from rnnlab.model import SequenceModel
+from rnnlab.model.sequence_model import SequenceModel
 
 STAGES = ("train", "val", "test")
 

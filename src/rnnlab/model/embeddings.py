@@ -7,7 +7,7 @@ freezes them on request.
 - ``word2vec``: gensim's skip-gram or CBOW on the training split, one worker, seeded: the same
   vectors on every machine. Cached by SHA-256 of (corpus, settings, gensim version) as a
   pickle-free ``.npz`` under ``embeddings.cache_dir``, so a sweep trains once.
-- ``pretrained``: a GloVe, word2vec text or word2vec binary file (see :mod:`rnnlab.vector_files`).
+- ``pretrained``: a GloVe, word2vec text or word2vec binary file (see :mod:`rnnlab.data.vector_files`).
 
 Coverage = vocabulary entries found in the vectors / vocabulary entries (``<pad>`` not counted).
 Rows not found are drawn from N(mean, std) of the found vectors (per dimension); ``<pad>`` is zero.
@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.data.base import SequenceDataModule
-from rnnlab.vector_files import read_vectors
+from rnnlab.data.vector_files import read_vectors
 
 log = logging.getLogger(__name__)
 SOURCES = ("random", "word2vec", "pretrained")

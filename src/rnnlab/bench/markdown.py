@@ -1,4 +1,4 @@
-"""The benchmark's Markdown table and the description of the machine it ran on (see :mod:`rnnlab.bench`)."""
+"""The benchmark's Markdown table and the description of the machine it ran on (see :mod:`rnnlab.bench.speed`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.step_loop import COMPILE_BLOCK
+from rnnlab.model.step_loop import COMPILE_BLOCK
 
 
 def machine(device: torch.device) -> dict:

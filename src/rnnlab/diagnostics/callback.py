@@ -1,7 +1,7 @@
 """Gradient behaviour through time during training: the :class:`GradientDiagnostics` callback.
 
 Every ``diagnostics.every_n_steps`` training steps (always at step 0, i.e. at initialisation, and at
-the last step), one training step is measured with :class:`~rnnlab.gradient_probe.GradientProbe`:
+the last step), one training step is measured with :class:`~rnnlab.diagnostics.probe.GradientProbe`:
 
 1. ‖∂L/∂h_t‖ per time step, layer and direction (``model.impl=unrolled``), batch mean and max;
 2. ‖∂L/∂x_t‖ at the input of the first recurrent layer (both implementations; the measure of record
@@ -11,7 +11,7 @@ the last step), one training step is measured with :class:`~rnnlab.gradient_prob
    fraction of steps clipped since the last measurement (counted on every step, without a sync);
 4. gate means and saturation per time step (unrolled), and the spectral radius ρ(W_h<g>) of every
    recurrent block;
-5. the decay summary (:mod:`rnnlab.gradient_decay`) at initialisation and at the end: the ``gradients``
+5. the decay summary (:mod:`rnnlab.diagnostics.decay`) at initialisation and at the end: the ``gradients``
    block of results.json, from :meth:`GradientDiagnostics.summary`.
 
 "At the end" is the last training step, measured like the others (before its optimizer update):
@@ -23,7 +23,7 @@ Outputs: W&B (when the trainer has a WandbLogger) gets per measured step a line 
 log10 ‖∂L/∂h_t‖ against the distance to the loss, scalars under ``grad/`` and ``gates/``, and every
 ``heatmap_every`` measurements a heatmap image; any other logger gets the scalars. At the end
 ``gradients.npz`` (per measured step, per layer, per t; see :meth:`GradientDiagnostics.arrays`) and the
-PNGs of :mod:`rnnlab.gradient_plots` are written to ``output_dir``.
+PNGs of :mod:`rnnlab.diagnostics.plots` are written to ``output_dir``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import lightning as L
 import numpy as np
 import torch
 
-from rnnlab.gradient_decay import SUMMARY_KEYS, decay_summary, summarise
-from rnnlab.gradient_probe import GradientProbe, gate_grad_norms, layer_names, spectral_radii
+from rnnlab.diagnostics.decay import SUMMARY_KEYS, decay_summary, summarise
+from rnnlab.diagnostics.probe import GradientProbe, gate_grad_norms, layer_names, spectral_radii
 
 NPZ = "gradients.npz"
 META_KEYS = ("distance", "layers", "param_names", "model", "impl", "cell", "data", "measured_on", "summary")
@@ -158,7 +158,7 @@ class GradientDiagnostics(L.Callback):
         arrays = self.arrays()
         self._summary = summarise(arrays)
         if trainer.is_global_zero:
-            from rnnlab.gradient_plots import save_run_plots
+            from rnnlab.diagnostics.plots import save_run_plots
 
             self.output_dir.mkdir(parents=True, exist_ok=True)
             np.savez(self.output_dir / NPZ, **arrays, summary=np.array(json.dumps(self._summary)))
@@ -248,7 +248,7 @@ class GradientDiagnostics(L.Callback):
         for logger in self._wandb_loggers(trainer):
             logger.log_metrics({"grad/norm_by_distance": self._line_plot(record)}, step=record["step"])
         if self._wandb_loggers(trainer) and (len(self.history["step"]) - 1) % self.heatmap_every == 0:
-            from rnnlab.gradient_plots import figure_to_array, heatmap_figure
+            from rnnlab.diagnostics.plots import figure_to_array, heatmap_figure
 
             self._log_images(trainer, {"grad/gradient_heatmap": figure_to_array(heatmap_figure(self.arrays()))},
                              record["step"])

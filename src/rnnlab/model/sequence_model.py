@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from rnnlab.cells.base import RecurrentCell, State
 from rnnlab.data.base import DataSpec
-from rnnlab.recurrent import RecurrentLayer
+from rnnlab.model.recurrent import RecurrentLayer
 
 POOLINGS = ("last", "mean", "max")
 

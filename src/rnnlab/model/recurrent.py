@@ -14,7 +14,7 @@ Unrolled runs one of two paths, which compute the same numbers (tests hold them 
   any other step, plus the probes' hooks;
 - the step loop, ``cell.step`` once per step with an autograd node each: it runs for cells without a
   ``scan``, under autocast, and with ``scan=False`` (``model.scan=false``: the textbook loop, to check
-  the scan against, or to time it). It lives in :mod:`rnnlab.step_loop`. ``compile=True`` compiles it
+  the scan against, or to time it). It lives in :mod:`rnnlab.model.step_loop`. ``compile=True`` compiles it
   in blocks of ``COMPILE_BLOCK`` steps of ``cell.step`` (backward by AOTAutograd): one compilation
   serves every sequence length; other batch sizes, no-grad passes and steps with an observer or
   recorded gates run eagerly. On CPU it is about twice as fast as the eager loop and slower than the
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.cells.base import RecurrentCell, State
-from rnnlab.step_loop import Observer, compiled_loop, loop
+from rnnlab.model.step_loop import Observer, compiled_loop, loop
 
 IMPLS = ("unrolled", "fused")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")

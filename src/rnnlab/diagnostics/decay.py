@@ -1,7 +1,7 @@
 """How fast gradients decay through time: the numbers behind results.json's ``gradients`` block.
 
 A curve is the batch-mean ‖∂L/∂h_t‖ (or ‖∂L/∂x_t‖) over t = 0 … T−1, index t at distance T−1−t from the
-loss (see :mod:`rnnlab.gradient_probe`). A tanh RNN multiplies the backward signal by
+loss (see :mod:`rnnlab.diagnostics.probe`). A tanh RNN multiplies the backward signal by
 diag(1 − h_t²) W_hᵀ once per step, so log10‖∂L/∂h_t‖ falls on a line against the distance: its slope
 is the decay per step, and log10(‖∂L/∂h_first‖/‖∂L/∂h_last‖) the decay over the whole sequence.
 """

@@ -110,7 +110,7 @@ def cell_kind(cell: RecurrentCell) -> str:
 
 def cell_from_run(run_dir: str | Path, layer: int = 0, direction: int = 0) -> tuple[RecurrentCell, dict]:
     """The trained cell at (layer, direction) of a run, exactly as the model runs it -> (cell, run config)."""
-    from rnnlab.checkpoint import load_model
+    from rnnlab.training.checkpoint import load_model
 
     model, cfg = load_model(run_dir)  # its own impl: unrolled_cells() adapts a fused GRU to reset-after
     rec = model.recurrent

@@ -10,8 +10,8 @@ with ``compile=True``, i.e. ``model.compile=true``) and, on CUDA, bf16 autocast.
 implementation of a shape runs in turn and the ratio is the median of the per-round ratios, so a
 shared machine's noise hits both sides alike: ratios are the figure, absolute times are not.
 It then measures what ``compile=True`` costs and saves at the default run's shape, and (see
-:mod:`rnnlab.bench_overhead`) the framework and diagnostics overhead of a real ``train(cfg)`` run.
-Writes ``<out>/<device>.md`` (:mod:`rnnlab.bench_report`) and ``<out>/<device>.json``.
+:mod:`rnnlab.bench.overhead`) the framework and diagnostics overhead of a real ``train(cfg)`` run.
+Writes ``<out>/<device>.md`` (:mod:`rnnlab.bench.markdown`) and ``<out>/<device>.json``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
-from rnnlab.recurrent import RecurrentLayer
+from rnnlab.model.recurrent import RecurrentLayer
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,8 @@ def _inductor_cache(directory: str):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from rnnlab.bench_overhead import overhead_section
-    from rnnlab.bench_report import machine, write_markdown
+    from rnnlab.bench.markdown import machine, write_markdown
+    from rnnlab.bench.overhead import overhead_section
 
     parser = argparse.ArgumentParser(prog="python -m rnnlab.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one tiny shape, few rounds, no compile (a smoke test)")
@@ -242,6 +242,3 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"[bench] wrote {stem}.md and {stem}.json in {result['seconds']:.0f} s")
     return result
 
-
-if __name__ == "__main__":
-    main()

@@ -1,16 +1,16 @@
 """PNG plots of gradient behaviour through time, for one run and for a sweep (matplotlib, Agg, no pyplot).
 
-One run (``gradients.npz`` written by :class:`rnnlab.diagnostics.GradientDiagnostics`):
+One run (``gradients.npz`` written by :class:`rnnlab.diagnostics.callback.GradientDiagnostics`):
 
 - ``gradient_curves.png``: ‖∂L/∂h_t‖ (batch mean) against the distance to the loss T−1−t, log scale,
   one curve per measured training step (colour = step), one panel per layer·direction and one for
   ‖∂L/∂x_t‖; the picture of Arjovsky et al. 2016 (at initialisation and after training);
 - ``gradient_heatmap.png``: log10 ‖∂L/∂h_t‖, distance to the loss × training step.
 
-A sweep: ``python -m rnnlab.gradient_plots <multirun dir>`` overlays every run below the directory
+A sweep: ``python -m rnnlab.diagnostics <multirun dir>`` overlays every run below the directory
 on one log axis, colour = model (RNN vs LSTM vs GRU), at initialisation and at the last measured
 step: ``gradients_<data>_T<T>.png`` in that directory, one per data set and sequence length.
-``python -m rnnlab.gradient_plots <run dir>`` redraws one run's two PNGs.
+``python -m rnnlab.diagnostics <run dir>`` redraws one run's two PNGs.
 """
 
 from __future__ import annotations
@@ -174,6 +174,3 @@ def main(argv: list[str] | None = None) -> None:
     for path in paths:
         print(path)
 
-
-if __name__ == "__main__":
-    main()

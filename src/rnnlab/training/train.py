@@ -22,16 +22,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rnnlab.callbacks import DivergenceGuard, ThroughputTimer
 from rnnlab.cells.base import RecurrentCell
-from rnnlab.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
-from rnnlab.diagnostics import GradientDiagnostics
-from rnnlab.embeddings import apply_embeddings, prepare_embeddings
-from rnnlab.lightning_module import SequenceLightningModule
-from rnnlab.loggers import build_logger, finish_wandb
-from rnnlab.resolvers import usable_cores
-from rnnlab.summary import print_summary
-from rnnlab.sweep_resume import completed_results
+from rnnlab.diagnostics.callback import GradientDiagnostics
+from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
+from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer
+from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
+from rnnlab.training.lightning_module import SequenceLightningModule
+from rnnlab.training.loggers import build_logger, finish_wandb
+from rnnlab.training.resolvers import usable_cores
+from rnnlab.training.summary import print_summary
+from rnnlab.training.sweep_resume import completed_results
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("val/loss", "test/loss", "test/acc", "test/ppl")  # always present; others added when logged

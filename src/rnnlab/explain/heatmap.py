@@ -21,12 +21,12 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnlab.checkpoint import load_model
 from rnnlab.data.base import IGNORE_INDEX
 from rnnlab.data.vocab import UNK, Vocab, tokenize
-from rnnlab.gate_trace import cell_kind
-from rnnlab.model import SequenceModel
-from rnnlab.recurrent import reverse_padded
+from rnnlab.explain.trace import cell_kind
+from rnnlab.model.recurrent import reverse_padded
+from rnnlab.model.sequence_model import SequenceModel
+from rnnlab.training.checkpoint import load_model
 
 GATES = {"gru": ("r", "z"), "lstm": ("i", "f", "o"), "rnn": ()}
 LABELS = {"r": "mean r_t (reset)", "z": "mean z_t (update)", "i": "mean i_t (input)",
@@ -270,7 +270,7 @@ def log_to_wandb(png: Path, cfg: DictConfig, run_dir: str | Path, top: dict | No
     """Log the figure (and the top tokens) to the active W&B run, or to a new offline-capable one."""
     import wandb
 
-    from rnnlab.loggers import wandb_api_key_available
+    from rnnlab.training.loggers import wandb_api_key_available
 
     own = wandb.run is None
     if own:

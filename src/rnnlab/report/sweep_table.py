@@ -99,6 +99,3 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"{args.root} is not a directory")
     print(write_table(args.root))
 
-
-if __name__ == "__main__":
-    main()

@@ -3,12 +3,12 @@
 ``step``: one step of a cell worked like a textbook example, every intermediate of the equations
 (products, sums with the bias, activations) as a table, or ``--json``. Weights from a JSON file in the
 textbook names (``--cell gru --weights w.json``) or from a trained run (``--run DIR --layer L
---direction D``). The numbers come from the project's own cell (see :mod:`rnnlab.gate_trace`).
+--direction D``). The numbers come from the project's own cell (see :mod:`rnnlab.explain.trace`).
 
 ``text``: per-token gate activity of a trained model over a sentence (``--sentence``) or a held-out
 example (``--example N``): a heatmap PNG and a coloured terminal view; ``--top-k K`` lists the tokens
 with the lowest / highest mean reset (GRU r_t) or forget (LSTM f_t) gate over the validation split;
-``--wandb`` logs the figure (see :mod:`rnnlab.gate_heatmap`).
+``--wandb`` logs the figure (see :mod:`rnnlab.explain.heatmap`).
 
 Examples::
 
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnlab import gate_trace as gt
+from rnnlab.explain import trace as gt
 
 INPUT_KEYS = ("x_t", "h_prev", "c_prev")  # a weights file may also hold the step's inputs
 
@@ -98,7 +98,7 @@ def _step(args: argparse.Namespace) -> dict:
         if args.token is not None:
             if args.layer != 0 or inputs["x_t"] is not None:
                 raise ValueError("--token gives layer 0's input (its embedding); not with --x or --layer > 0")
-            from rnnlab.gate_heatmap import encode
+            from rnnlab.explain.heatmap import encode
 
             model = ctx["model"]
             if model.spec.itos is None:
@@ -134,7 +134,7 @@ def _slug(text: str) -> str:
 
 
 def _text(args: argparse.Namespace) -> dict:
-    from rnnlab import gate_heatmap as gh  # imports Lightning (seconds): only here
+    from rnnlab.explain import heatmap as gh  # imports Lightning (seconds): only here
 
     if args.sentence is not None and args.example is not None:
         raise ValueError("give --sentence TEXT or --example N, not both")
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     errors: tuple[type[Exception], ...] = (ValueError, FileNotFoundError)
     if args.command == "text":
-        from rnnlab.gate_heatmap import DataUnavailable
+        from rnnlab.explain.heatmap import DataUnavailable
 
         errors += (DataUnavailable,)
     try:
@@ -242,6 +242,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

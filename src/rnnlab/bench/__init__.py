@@ -1,0 +1,1 @@
+"""Speed: ``python -m rnnlab.bench`` (cells × implementations × shapes, framework and diagnostics overhead)."""

@@ -1,0 +1,5 @@
+"""``python -m rnnlab.bench``: see :mod:`rnnlab.bench.speed`."""
+
+from rnnlab.bench.speed import main
+
+main()

@@ -1,0 +1,7 @@
+"""``python -m rnnlab.explain``: see :mod:`rnnlab.explain.cli`."""
+
+import sys
+
+from rnnlab.explain.cli import main
+
+sys.exit(main())
