@@ -29,7 +29,7 @@ def multirun(root: Path, sweep_dir: Path, label: str, overrides: list[str], jobs
     directory apart; the fixed overrides stay out of the name, which must stay under the file system's 255).
     """
     fixed = [o.split("=", 1)[0] for o in overrides if "," not in o.split("=", 1)[-1]]
-    exclude = ",".join(["skip_completed", "progress_bar", "threads", *fixed])
+    exclude = ",".join(dict.fromkeys(["skip_completed", "progress_bar", "threads", *fixed]))
     launcher = ["hydra/launcher=packed", f"hydra.launcher.n_jobs={jobs}"] if jobs > 1 else []
     command = [sys.executable, "run.py", "-m", f"hydra.sweep.dir={sweep_dir}", *launcher,
                f"hydra.sweep.subdir={label}_${{hydra.job.num}}_${{hydra.job.override_dirname}}",
@@ -77,6 +77,8 @@ def publish(sweep_dir: Path, folder: Path, command: list[str], wall_seconds: flo
              f"- machine: {machine()}",
              f"- finished: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"- sweep directory: `{sweep_dir}` (run directories, not committed)", "",
-             "The multiruns it ran (each with `skip_completed=true threads=1 progress_bar=false`):", ""]
+             "The multiruns it ran, in order (each also with `hydra.sweep.dir=<the sweep directory>`, its run",
+             "directories named `<label>_<job>_<swept keys>`, `hydra/launcher=packed` unless `--jobs 1`,",
+             "`skip_completed=true threads=1 progress_bar=false`):", ""]
     lines += [f"- `python run.py -m {shlex.join(s)}`" for s in sweeps]
     (folder / "RUN.md").write_text("\n".join(lines) + "\n")
