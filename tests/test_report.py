@@ -37,6 +37,11 @@ CLAIMS = [
     {"id": "same_steps", "text": "GRU and RNN train for the same number of updates", "kind": "close",
      "select": {"data": "adding"}, "by": "model", "metric": "steps", "pair": ["gru", "rnn"], "tolerance": 0.01,
      "min_runs": 3},
+    {"id": "rnn_below_tier", "text": "the RNN has fewer parameters than each gated cell", "kind": "order",
+     "select": {"data": "adding"}, "by": "model", "metric": "params", "order": ["rnn", ["gru"]], "min_runs": 3},
+    {"id": "gru_as_big_as_rnn", "text": "the GRU has the RNN's parameter count within 10 %", "kind": "close",
+     "select": {"data": "adding"}, "by": "model", "metric": "params", "pair": ["gru", "rnn"], "tolerance": 0.1,
+     "min_runs": 3},
 ]
 
 
@@ -93,7 +98,10 @@ def test_claims_hold_fail_or_lack_runs_with_the_numbers(sweep):
     verdicts = {v["id"]: v for v in evaluate_all(runs, problems)}
     assert problems == []
     assert {k: v["verdict"] for k, v in verdicts.items()} == {
-        "rnn_smaller": "HOLDS", "gru_below_rnn": "FAILS", "five_seeds": "NOT ENOUGH RUNS", "same_steps": "HOLDS"}
+        "rnn_smaller": "HOLDS", "gru_below_rnn": "FAILS", "five_seeds": "NOT ENOUGH RUNS", "same_steps": "HOLDS",
+        "rnn_below_tier": "HOLDS", "gru_as_big_as_rnn": "FAILS"}
+    close = verdicts["gru_as_big_as_rnn"]["numbers"]
+    assert close["difference"] == 297 - 105 and close["bound"] == pytest.approx(10.5)
     group = verdicts["rnn_smaller"]["numbers"]["groups"][0]
     assert (group["tested"], group["passing"], group["fraction"]) == (3, 3, 1.0)
     order = verdicts["gru_below_rnn"]["numbers"]

@@ -26,6 +26,7 @@ from rnnlab.report.runs import MISSING, Run
 from rnnlab.report.stats import summarise, welch_difference
 
 HOLDS, FAILS, NOT_ENOUGH = "HOLDS", "FAILS", "NOT ENOUGH RUNS"
+SYMBOLS = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<", "eq": "=", "ne": "≠"}
 OPS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt, "eq": operator.eq,
        "ne": operator.ne}
 REQUIRED = {"fraction": ("metric", "op", "value"), "order": ("by", "metric", "order"),
@@ -121,7 +122,7 @@ def _fraction(claim: dict, chosen: list[Run], min_runs: int) -> tuple[str, dict]
                            "values": tested, "verdict": verdict})
     verdict = FAILS if FAILS in verdicts else NOT_ENOUGH if NOT_ENOUGH in verdicts or not verdicts else HOLDS
     return verdict, {"test": f"{claim['metric']}" + (f" / {claim['relative_to']}" if claim["relative_to"] else "")
-                     + f" {claim['op']} {claim['value']}", "min_fraction": claim["min_fraction"], "groups": groups}
+                     + f" {SYMBOLS[claim['op']]} {claim['value']}", "min_fraction": claim["min_fraction"], "groups": groups}
 
 
 def _by_value(claim: dict, chosen: list[Run], names: list) -> dict:

@@ -33,11 +33,13 @@ def decided_by(verdict: dict) -> str:
     if "groups" not in numbers:
         return numbers.get("reason", "")
     if verdict["kind"] == "fraction":
-        parts = [f"{_labels(g['group'])}: {g['passing']}/{g['tested']} pass"
-                 + (f" ({_num(g['fraction'])} vs ≥ {numbers['min_fraction']})" if g["fraction"] is not None else "")
-                 + (f", {g['diverged']} diverged" if g["diverged"] else "") + (f", {g['failed']} failed" if g["failed"] else "")
-                 + (" → too few runs" if g["verdict"] == "NOT ENOUGH RUNS" else "")
-                 for g in numbers["groups"]]
+        parts = []
+        for g in numbers["groups"]:
+            counted = (f"{g['passing']}/{g['tested']} pass (fraction {_num(g['fraction'])}, needs ≥ "
+                       f"{numbers['min_fraction']})" if g["tested"] else "no ok run with the metric")
+            others = "".join(f", {g[s]} {s}" for s in ("diverged", "failed") if g[s])
+            short = " → too few runs" if g["verdict"] == "NOT ENOUGH RUNS" else ""
+            parts.append(f"{_labels(g['group'])}: {counted}{others}{short}")
         return f"{numbers['test']}: " + "; ".join(parts)
     parts = [f"{name}: {_interval(stats)}" for name, stats in numbers["groups"].items()]
     if verdict["kind"] == "order" and "pairs" in numbers:
@@ -47,7 +49,7 @@ def decided_by(verdict: dict) -> str:
         low, high = numbers["difference_ci95"]
         a, b = numbers["pair"]
         parts.append(f"{a} − {b} = {_num(numbers['difference'])}, 95 % CI [{_num(low)}, {_num(high)}], "
-                     f"bound ± {_num(numbers['bound'])} ({numbers['tolerance']} × |mean {b}|): {numbers['reason']}")
+                     f"bound ± {_num(numbers['bound'])} ({numbers['tolerance']} × abs(mean {b})): {numbers['reason']}")
     if "too_few_runs" in numbers:
         parts.append(f"fewer than {numbers['min_runs']} measured ok runs: {', '.join(numbers['too_few_runs'])}")
     return "; ".join(parts)
