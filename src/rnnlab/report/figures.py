@@ -84,19 +84,24 @@ def final_metric_figure(data: str, groups: list[Group]) -> Figure | None:
         return None
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
-    for i, (series, rows) in enumerate(points.items()):
+    by_length = any(row[0] is not None for rows in points.values() for row in rows)
+    for i, rows in enumerate(points.values()):
         rows.sort(key=lambda row: (row[0] is None, row[0] or 0))
-        x = [row[0] if row[0] is not None else i for row in rows]
+        x = [row[0] if by_length else i for row in rows]  # no T (e.g. a text corpus): one slot per configuration
         means = np.array([row[1].mean for row in rows])
         low = np.array([row[1].mean - (row[1].ci_low if row[1].ci_low is not None else row[1].mean) for row in rows])
         high = np.array([(row[1].ci_high if row[1].ci_high is not None else row[1].mean) - row[1].mean for row in rows])
         ax.errorbar(x, means, yerr=[low, high], marker="o", capsize=3, **rows[0][2])
     if groups[0].task == "regression":
         ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="baseline")
-    ax.set(xlabel="sequence length T", ylabel=label, yscale="log" if log else "linear")
+    if not by_length:
+        ax.set_xticks(range(len(points)), list(points), rotation=20, ha="right")
+    ax.set(xlabel="sequence length T" if by_length else "configuration", ylabel=label,
+           yscale="log" if log else "linear")
     n = sum(len(g.runs) for g in groups)
     seeds = max(len(g.ok_runs) for g in groups)
-    return _finish(fig, [ax], f"{data}: final {label.split(' (')[0]} against T\n"
+    against = " against T" if by_length else ""
+    return _finish(fig, [ax], f"{data}: final {label.split(' (')[0]}{against}\n"
                               f"{n} runs; mean and 95 % CI over up to {seeds} seeds")
 
 
