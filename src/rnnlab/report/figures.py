@@ -181,7 +181,9 @@ def gradient_figure(data: str, T, groups: list[Group]) -> Figure | None:
                 continue
             distance, logs = found
             mean, std = np.nanmean(logs, axis=0), np.nanstd(logs, axis=0)
-            ax.plot(distance, 10 ** mean, **{**style, "label": f"{style['label']} ({len(logs)} seeds)"})
+            on_x = group.runs[0].value("gradients.measured_on") == "x"  # fused layers expose only ‖∂L/∂x_t‖
+            label = f"{style['label']}{' (‖∂L/∂x_t‖, fused)' if on_x else ''} ({len(logs)} seeds)"
+            ax.plot(distance, 10 ** mean, **{**style, "label": label})
             ax.fill_between(distance, 10 ** (mean - std), 10 ** (mean + std), color=style["color"], alpha=0.2, lw=0)
             drawn += 1
     if not drawn:
