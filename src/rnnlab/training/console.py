@@ -1,9 +1,9 @@
 """What a run prints: a progress bar counted in training steps, and no library chatter.
 
 A run's terminal shows one line saying what is trained, the progress bar and the summary. The rest stays
-available: ``hydra.verbose=lightning`` / ``hydra.verbose=wandb`` (``true``: everything) bring Lightning's
-and W&B's messages back to the terminal, and ``run.log`` in the run directory keeps every log record
-(conf/hydra/job_logging/rnnlab.yaml).
+available: ``hydra.verbose=lightning`` brings Lightning's messages back to the terminal,
+``hydra.verbose=rnnlab`` W&B's (``hydra.verbose=true`` both, and every library's debug lines), and
+``run.log`` in the run directory keeps every log record (conf/hydra/job_logging/rnnlab.yaml).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CHATTY_LIBRARIES = ("lightning", "lightning_fabric", "pytorch_lightning")
 
 def verbose(library: str) -> bool:
     """True when ``hydra.verbose`` asked for DEBUG on everything (``hydra.verbose=true``) or on this library
-    (``hydra.verbose=lightning``, ``hydra.verbose=[lightning,wandb]``)."""
+    (``hydra.verbose=lightning``, ``hydra.verbose=[lightning,rnnlab]``)."""
     return logging.getLogger().isEnabledFor(logging.DEBUG) or logging.getLogger(library).isEnabledFor(logging.DEBUG)
 
 

@@ -4,7 +4,7 @@ Without an API key (``WANDB_API_KEY`` or a ``wandb login`` entry in ~/.netrc) an
 ``WANDB_MODE`` set, W&B runs offline: it writes a real run under ``<run dir>/wandb`` that
 ``wandb sync`` uploads later and ``wandb leet`` browses in a terminal. An online run whose
 start fails falls back to offline, and says so. W&B prints nothing on the terminal (the run summary names
-its folder) unless ``hydra.verbose=wandb`` (or true); its own log is ``<run dir>/wandb/<run>/logs/debug.log``.
+its folder) unless ``hydra.verbose=rnnlab`` (or true); its own log is ``<run dir>/wandb/<run>/logs/``.
 """
 
 from __future__ import annotations
@@ -42,12 +42,13 @@ def _is_wandb(cfg: DictConfig) -> bool:
 
 def _quiet_wandb(offline: bool) -> None:
     """W&B's terminal lines (its banner, the 25-line history and summary block at the end, and the
-    ``anonymous`` deprecation Lightning's WandbLogger triggers) off, process-wide, unless hydra.verbose=wandb.
+    ``anonymous`` deprecation Lightning's WandbLogger triggers) off, process-wide, unless
+    ``hydra.verbose=rnnlab`` (or true).
     wandb.setup's settings apply to the runs started after it; they include the mode, or the online
     default in them wins over the ``offline=True`` that WandbLogger passes later."""
     import wandb
 
-    if not verbose("wandb"):
+    if not verbose("rnnlab"):  # not "wandb": wandb sets its own logger to DEBUG for its debug.log
         wandb.setup(settings=wandb.Settings(silent=True, **({"mode": "offline"} if offline else {})))
 
 
