@@ -163,7 +163,9 @@ def train(cfg: DictConfig) -> dict:
         callbacks = [ThroughputTimer(), DivergenceGuard(), StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
         callbacks += [StepProgressBar()] if cfg.progress_bar else []
         every = (cfg.get("diagnostics") or {}).get("every_n_steps") or 0  # 0: off
-        diagnostics = GradientDiagnostics(every, output_dir) if every != 0 else None
+        log10_range = (cfg.get("diagnostics") or {}).get("heatmap_log10_range")
+        diagnostics = GradientDiagnostics(every, output_dir, heatmap_log10_range=tuple(log10_range) if log10_range
+                                          else None) if every != 0 else None
         callbacks += [diagnostics] if diagnostics else []
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
                               enable_progress_bar=bool(cfg.progress_bar), enable_checkpointing=True)
