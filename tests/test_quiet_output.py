@@ -43,7 +43,7 @@ def test_a_run_prints_what_it_trains_a_step_bar_and_the_summary_and_nothing_else
     bar = next(line for line in lines if line.startswith("train (steps)"))
     assert "6/6" in bar and "it/s" in bar and "train/loss" in bar, bar  # steps of max_steps, speed, loss
     assert f"run directory: {run_dir}   (results.json, config.yaml, run.log, figures)" in lines  # whole, one line
-    assert f"W&B: wandb leet {run_dir}/wandb" in out and "…" not in out
+    assert f"W&B (offline): wandb leet {run_dir}/wandb" in lines and "…" not in out
     assert len(lines) < 20, out
     log = (run_dir / "run.log").read_text()  # the detail is kept
     assert "GPU available" in log and "`Trainer.fit` stopped: `max_steps=6` reached" in log

@@ -23,13 +23,12 @@ def _data_row(results: dict) -> str | None:
 
 
 def _wandb_line(run_dir: Path) -> str | None:
-    """How to look at the run's W&B records, when it wrote some (offline runs need `wandb sync` to upload)."""
+    """How to look at the run's W&B records, when it wrote some (README: `wandb sync` uploads offline ones)."""
     runs = sorted((run_dir / "wandb").glob("*run-*"))
     if not runs:
         return None
-    line = f"wandb leet {run_dir / 'wandb'}"
-    offline = [r for r in runs if r.name.startswith("offline-run-")]
-    return line + (f"   (upload: wandb sync {offline[-1]})" if offline else "")
+    offline = runs[-1].name.startswith("offline-run-")
+    return f"W&B{' (offline)' if offline else ''}: wandb leet {run_dir / 'wandb'}"
 
 
 def summary_table(results: dict) -> Table:
@@ -71,6 +70,6 @@ def print_summary(results: dict, console: Console | None = None) -> None:
     holds += ["figures"] if any(run_dir.glob("*.png")) else []
     lines = [f"run directory: {run_dir}" + (f"   ({', '.join(holds)})" if holds else "")]
     if (wandb := _wandb_line(run_dir)) is not None:
-        lines.append(f"W&B: {wandb}")
+        lines.append(wandb)
     for line in lines:
         console.print(Text(line), soft_wrap=True)
