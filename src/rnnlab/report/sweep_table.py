@@ -35,7 +35,8 @@ def write_table(root: str | Path) -> str:
 def link_wandb_runs(root: str | Path) -> list[Path]:
     """``<root>/wandb/<run>`` -> each run's own ``<run dir>/wandb/<run>`` (relative links), so that
     ``wandb leet <root>/wandb`` browses every run of a sweep and ``wandb sync <root>/wandb/offline-run-*``
-    uploads them all. Returns the links."""
+    uploads them all; ``<root>/wandb/latest-run`` -> the last run started, which is the one W&B's tools
+    (``wandb leet inspect <root>/wandb``) read from a wandb folder, as in a run's own. Returns the run links."""
     root = Path(root)
     runs = [p for p in sorted(root.glob("*/wandb/*-run-*")) if p.is_dir() and not p.is_symlink()]
     if not runs:
@@ -47,6 +48,9 @@ def link_wandb_runs(root: str | Path) -> list[Path]:
         if not link.is_symlink():
             link.symlink_to(Path("..") / run.relative_to(root))
         links.append(link)
+    latest = root / "wandb" / "latest-run"
+    latest.unlink(missing_ok=True)
+    latest.symlink_to(max(links, key=lambda p: p.name.split("-")[-2]).name)  # <mode>-run-<YYYYmmdd_HHMMSS>-<id>
     return links
 
 
