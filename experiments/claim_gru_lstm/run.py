@@ -40,7 +40,7 @@ MODELS = ("rnn", "gru", "lstm")
 # learning rate); the test set is always whole.
 TASKS = {
     "chorales": (["data=chorales", "trainer.max_steps=1000"], 20000),
-    "kjv_word": (["data=kjv", "data.level=word", "trainer.max_steps=500", "trainer.limit_val_batches=50"],
+    "kjv_word": (["data=kjv", "data.level=word", "trainer.max_steps=300", "trainer.limit_val_batches=50"],
                  1_600_000),
     "kjv_char": (["data=kjv", "data.level=char", "trainer.max_steps=1500", "trainer.limit_val_batches=50"], 50000),
     "fashion_mnist": (["data=fashion_mnist", "data.root=/usr/share/datasets/fashion-mnist",
