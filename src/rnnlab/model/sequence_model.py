@@ -31,8 +31,9 @@ class SequenceModel(nn.Module):
     def __init__(self, cell: Callable[[int, int], RecurrentCell], spec: DataSpec, name: str = "",
                  hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, impl: str = "unrolled", pooling: str = "last",
-                 embedding_dim: int = 64, compile: bool = False, scan: bool = True) -> None:
-        super().__init__()
+                 embedding_dim: int = 64, compile: bool = False, scan: bool = True,
+                 param_budget: int | None = None) -> None:
+        super().__init__()  # param_budget: read before building (rnnlab.model.param_budget sets hidden_size)
         if not isinstance(hidden_size, int) or isinstance(hidden_size, bool) or hidden_size < 1:
             raise ValueError(f"model.hidden_size must be a positive integer, got {hidden_size!r}")
         if pooling not in POOLINGS:

@@ -1,13 +1,18 @@
-"""Callbacks the training loop always uses: throughput timing and divergence detection."""
+"""Training callbacks: throughput timing, divergence detection, the validation curve, early stopping."""
 
 from __future__ import annotations
 
+import csv
 import math
 import statistics
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 class ThroughputTimer(L.Callback):
@@ -96,3 +101,131 @@ class DivergenceGuard(L.Callback):
         if "perf/diverged_at" not in m:
             return None
         return {"step": int(m["perf/diverged_at"]), "last_finite_loss": float(m["perf/last_finite_loss"])}
+
+
+class ValidationCurve(L.Callback):
+    """Appends one row per validation to ``<run dir>/val_curve.csv``: ``step,seconds,val/...``.
+
+    ``seconds`` counts training time since the fit started, without validation (or the sanity check),
+    so curves against seconds compare cells, not evaluation costs. The count is kept in checkpoints:
+    a resumed run continues its file, dropping rows written after the checkpoint it resumes from
+    (they are redone). Reads ``trainer.callback_metrics`` only: the training trajectory is untouched.
+    """
+
+    FILE = "val_curve.csv"
+
+    def __init__(self, output_dir) -> None:
+        self.path = Path(output_dir) / self.FILE
+        self.seconds = 0.0
+        self._since: float | None = None  # perf_counter when the current training stretch began
+        self._columns: list[str] | None = None
+
+    def _fitting(self, trainer) -> bool:
+        return trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._since = time.perf_counter()
+        if not trainer.is_global_zero or not self.path.exists():
+            return
+        with self.path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        if rows:
+            self._columns = rows[0][2:]
+            kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= trainer.global_step]
+            with self.path.open("w", newline="") as f:
+                csv.writer(f).writerows(kept)
+
+    def _pause(self) -> None:
+        if self._since is not None:
+            self.seconds += time.perf_counter() - self._since
+            self._since = None
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if self._fitting(trainer):
+            self._pause()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not self._fitting(trainer):
+            return
+        self._since = time.perf_counter()
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        fresh = self._columns is None or not self.path.exists()
+        if fresh:
+            self._columns = sorted(metrics)
+        with self.path.open("w" if fresh else "a", newline="") as f:
+            writer = csv.writer(f)
+            if fresh:
+                writer.writerow(["step", "seconds", *self._columns])
+            writer.writerow([trainer.global_step, f"{self.seconds:.4f}",
+                             *(repr(metrics[c]) if c in metrics else "" for c in self._columns)])
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._pause()
+
+    def state_dict(self) -> dict:
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return {"seconds": self.seconds + running}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.seconds = float(state_dict.get("seconds", 0.0))
+
+
+class ThresholdStopping(EarlyStopping):
+    """Lightning's EarlyStopping that also says at which step it stopped, and why (through
+    ``callback_metrics``, which come back from ddp_spawn workers, like :class:`ThroughputTimer`'s numbers)."""
+
+    REASONS = tuple(EarlyStoppingReason)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stopped_step: int | None = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if self.stopped_step is None and self.stopping_reason != EarlyStoppingReason.NOT_STOPPED:
+            self.stopped_step = trainer.global_step
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.stopped_step is not None:
+            trainer.callback_metrics["perf/early_stop_step"] = torch.tensor(float(self.stopped_step))
+            trainer.callback_metrics["perf/early_stop_reason"] = torch.tensor(
+                float(self.REASONS.index(self.stopping_reason)))
+
+    def read(self, trainer) -> dict:
+        """results.json's ``early_stopping`` block, right after the fit."""
+        m = trainer.callback_metrics
+        stopped = "perf/early_stop_step" in m
+        return {"stopped": stopped, "step": int(m["perf/early_stop_step"]) if stopped else None,
+                "threshold": self.stopping_threshold, "monitor": self.monitor,
+                "reason": self.REASONS[int(m["perf/early_stop_reason"])].value if stopped else None}
+
+
+EARLY_STOPPING_KEYS = ("monitor", "mode", "stopping_threshold", "threshold_fraction_of_baseline", "patience",
+                       "min_delta")
+
+
+def build_early_stopping(settings, baseline_loss: float | None) -> ThresholdStopping | None:
+    """``early_stopping: {monitor, mode, stopping_threshold | threshold_fraction_of_baseline, patience}``.
+
+    ``threshold_fraction_of_baseline: 0.01`` stops once the monitor is ≤ 1 % of the data's baseline loss
+    (adding, copy: "solved"); ``patience: null`` stops on the threshold only. All three null: off.
+    """
+    settings = dict(settings or {})
+    if unknown := sorted(set(settings) - set(EARLY_STOPPING_KEYS)):
+        raise ValueError(f"early_stopping.{unknown[0]} is not a key; the keys are {', '.join(EARLY_STOPPING_KEYS)}")
+    if all(settings.get(k) is None for k in ("stopping_threshold", "threshold_fraction_of_baseline", "patience")):
+        return None  # off
+    threshold, fraction = settings.get("stopping_threshold"), settings.get("threshold_fraction_of_baseline")
+    if threshold is not None and fraction is not None:
+        raise ValueError("early_stopping: set stopping_threshold or threshold_fraction_of_baseline, not both")
+    if fraction is not None:
+        if not baseline_loss:
+            raise ValueError(f"early_stopping.threshold_fraction_of_baseline={fraction} but this data set has no "
+                             "baseline loss: use early_stopping.stopping_threshold")
+        threshold = float(fraction) * baseline_loss
+    patience = settings.get("patience")
+    return ThresholdStopping(monitor=settings.get("monitor") or "val/loss", mode=settings.get("mode") or "min",
+                             stopping_threshold=threshold, min_delta=settings.get("min_delta") or 0.0,
+                             patience=10**9 if patience is None else int(patience), check_on_train_epoch_end=False)

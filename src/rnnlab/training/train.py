@@ -24,7 +24,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from rnnlab.cells.base import RecurrentCell
 from rnnlab.diagnostics.callback import GradientDiagnostics
 from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
-from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer
+from rnnlab.model.param_budget import build_model
+from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer, ValidationCurve, build_early_stopping
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.training.console import StepProgressBar, ignore_known_warnings
 from rnnlab.training.lightning_module import SequenceLightningModule
@@ -139,8 +140,10 @@ def train(cfg: DictConfig) -> dict:
         if spec.vocab_size is not None and results["embeddings"]["dim"] != cfg.embeddings.dim:
             cfg.embeddings.dim = results["embeddings"]["dim"]  # the vectors decide; model.embedding_dim follows
             OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
-        # called, not passed to instantiate, which would turn the DataSpec dataclass into a DictConfig
-        model = instantiate(cfg.model, _partial_=True)(spec=spec)
+        model, results["param_budget"] = build_model(cfg.model, spec)  # model.param_budget may set hidden_size
+        if results["param_budget"]["budget"] is not None:
+            OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+            log.info("model.param_budget=%d: hidden_size %d, %d parameters", *results["param_budget"].values())
         if cfg.model.get("compile") and (why := compile_unused(model.recurrent, cfg.trainer.get("precision"))):
             log.warning("model.compile=true changes nothing in this run: %s", why)
         apply_embeddings(model, vectors, results["embeddings"]["freeze"])
@@ -162,6 +165,9 @@ def train(cfg: DictConfig) -> dict:
                                     "data_name": spec.name, "params": model.num_parameters})
         callbacks = [ThroughputTimer(), DivergenceGuard(), StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
         callbacks += [StepProgressBar()] if cfg.progress_bar else []
+        callbacks += [ValidationCurve(output_dir)]
+        early_stopping = build_early_stopping(cfg.get("early_stopping"), spec.baseline_loss)
+        callbacks += [early_stopping] if early_stopping else []
         every = (cfg.get("diagnostics") or {}).get("every_n_steps") or 0  # 0: off
         log10_range = (cfg.get("diagnostics") or {}).get("heatmap_log10_range")
         diagnostics = GradientDiagnostics(every, output_dir, heatmap_log10_range=tuple(log10_range) if log10_range
@@ -173,6 +179,8 @@ def train(cfg: DictConfig) -> dict:
             log.info("resuming from %s", ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         results.update(ThroughputTimer.read(trainer))
+        if early_stopping:
+            results["early_stopping"] = early_stopping.read(trainer)
         if diagnostics is not None:
             results["gradients"].update(diagnostics.summary())
         divergence = DivergenceGuard.read(trainer)
