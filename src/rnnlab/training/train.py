@@ -27,6 +27,7 @@ from rnnlab.diagnostics.callback import GradientDiagnostics
 from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
 from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
+from rnnlab.training.config_check import check_config
 from rnnlab.training.lightning_module import SequenceLightningModule
 from rnnlab.training.loggers import build_logger, finish_wandb
 from rnnlab.training.resolvers import usable_cores
@@ -119,6 +120,7 @@ def train(cfg: DictConfig) -> dict:
     results = new_results(cfg)
     started = time.perf_counter()
     try:
+        check_config(cfg)  # types, ranges and unknown keys, before anything is built
         check_devices(cfg.trainer)
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
