@@ -55,13 +55,13 @@ def _integer(test):
 
 # full key -> (test, what a good value is, an example)
 RANGES = {
-    "seed": (_integer(lambda v: v >= 0), "a non-negative integer", "0"),
+    "seed": (_integer(lambda v: v >= 0), "an integer ≥ 0", "0"),
     "threads": (lambda v: v is None or _integer(lambda n: n >= 1)(v), "null or an integer ≥ 1", "1"),
-    "checkpoint_every_n_steps": (_integer(lambda v: v >= 0), "an integer ≥ 0 (0: at the end only)", "250"),
-    "diagnostics.every_n_steps": (_integer(lambda v: v >= 0), "an integer ≥ 0 (0: off)", "50"),
+    "checkpoint_every_n_steps": (_integer(lambda v: v >= 0), "a positive integer or 0 (at the end only)", "250"),
+    "diagnostics.every_n_steps": (_integer(lambda v: v >= 0), "a positive integer or 0 (off)", "50"),
     "model.hidden_size": (_integer(lambda v: v >= 1), "a positive integer", "128"),
     "model.num_layers": (_integer(lambda v: v >= 1), "a positive integer", "2"),
-    "model.dropout": (_number(lambda v: 0 <= v < 1), "a number in [0, 1)", "0.2"),
+    "model.dropout": (_number(lambda v: 0 <= v < 1), "in [0, 1)", "0.2"),
     "optimizer.lr": (_number(lambda v: v > 0), "a positive number", "1e-3"),
     "trainer.max_steps": (_integer(lambda v: v == -1 or v >= 1), "a positive integer (or -1: no limit)", "1500"),
     "data.batch_size": (_integer(lambda v: v >= 1), "a positive integer", "64"),
@@ -128,7 +128,7 @@ def _check_target_node(path: str, node: dict) -> None:
         allowed = _scalar_types(hints.get(key))
         # null is left to the code: several keys mean "decided later" by it (embeddings.dim of a file)
         if allowed is not None and value is not None and full not in RANGES and not _allows(value, allowed):
-            raise ConfigError(f"{full}={value!r}: expected {_describe(allowed)}")
+            raise ConfigError(f"{full} must be {_describe(allowed)}, got {value!r}")
 
 
 def _walk(path: str, node) -> None:
@@ -153,13 +153,13 @@ def check_config(cfg: DictConfig) -> None:
     for key, (test, what, example) in RANGES.items():
         found = OmegaConf.select(cfg, key, default="<absent>")
         if found != "<absent>" and not test(found):
-            raise ConfigError(f"{key}={found!r}: expected {what}; e.g. {key}={example}")
+            raise ConfigError(f"{key} must be {what}, got {found!r}; e.g. {key}={example}")
     run_keys = {k: plain[k] for k in RunKeys.__dataclass_fields__ if k in plain}
     try:
         OmegaConf.merge(OmegaConf.structured(RunKeys), run_keys)
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", "")
-        raise ConfigError(f"{key}={plain.get(key)!r}: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"{key} must be {RunKeys.__annotations__[key]}, got {plain.get(key)!r}") from None
     _walk("", plain)
 
 
