@@ -15,7 +15,7 @@ from rnnlab.training.train import train
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    single = HydraConfig.get().mode != RunMode.MULTIRUN
+    single = not (HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN)
     if single:  # a bad value: one line, before anything is built (in a sweep, train records it and goes on)
         try:
             check_config(cfg)
