@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import compose_config
 from rnnlab.bench.diagnostics import diagnostics_overhead, markdown
-from rnnlab.diagnostics.plots import load_arrays
+from rnnlab.diagnostics.plots import heatmap_figure, load_arrays
 from rnnlab.training.train import train
 
 WANDB = str(Path(sys.executable).parent / "wandb")
@@ -73,6 +74,22 @@ def test_a_run_writes_gradients_npz_pngs_and_the_results_block(sweep, name):
     curve = arrays["h_norm_mean"][-1, 0] if unrolled else arrays["x_norm_mean"][-1]
     assert block["h_norm_first"] == pytest.approx(curve[0]) and block["h_norm_last"] == pytest.approx(curve[-1])
     assert block["log10_ratio_first_last"] == pytest.approx(np.log10(curve[0] / curve[-1]))
+
+
+def test_the_heatmap_names_the_run_and_spans_the_configured_log10_range(sweep):
+    run = sweep / "gru_wandb"
+    arrays, config = load_arrays(run), OmegaConf.load(run / "config.yaml")
+    log10_range = tuple(config.diagnostics.heatmap_log10_range)
+    assert log10_range == (-20, 0)  # the default: every run on one scale, so two heatmaps compare by eye
+    fixed = heatmap_figure(arrays, log10_range)
+    assert fixed.get_suptitle() == f"gru (unrolled) on adding, T = 6, seed {config.seed}: log10 gradient norm through time"
+    panels = fixed.axes[:2]  # ‖∂L/∂h_t‖ and ‖∂L/∂x_t‖; their colour bars follow
+    assert [ax.collections[0].get_clim() for ax in panels] == [log10_range] * 2
+    own = heatmap_figure(arrays, None)  # diagnostics.heatmap_log10_range=null: the run's own range
+    h = np.log10(arrays["h_norm_mean"][:, 0])
+    assert own.axes[0].collections[0].get_clim() == pytest.approx((h.min(), h.max()))
+    subprocess.run([sys.executable, "-m", "rnnlab.diagnostics", str(run)], check=True, capture_output=True)
+    assert (run / "gradient_heatmap.png").read_bytes()[:8] == PNG  # redrawn from the run directory
 
 
 def _inspect(run_dir: Path, *flags: str) -> str:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from matplotlib.image import imread
 from rich.console import Console
 from torch.nn import functional as F
 
@@ -207,6 +208,19 @@ def test_text_view_writes_a_png_and_renders_in_the_terminal(runs, tmp_path, caps
     gh.render_terminal(result["tokens"], rows, console)
     assert ";48;2;" in console.export_text(styles=True, clear=False)  # cells on a true-colour background
     assert "mean z_t (update)" in console.export_text()
+
+
+def test_a_50_token_example_wraps_into_rows_of_legible_width(runs, tmp_path, capsys):
+    sentence = " ".join(("3 1 4 1 _ _ : _ " * 7).split()[:50])
+    widths = {}
+    for n, words in ((8, sentence.split()[:8]), (50, sentence.split())):
+        png = tmp_path / f"{n}.png"
+        assert main(["text", "--run", str(runs["gru"]), "--sentence", " ".join(words), "--out", str(png),
+                     "--no-terminal"]) == 0
+        height, widths[n], _ = imread(png).shape
+    assert widths[50] <= 1600, widths  # 2953 px before, one row of 50 tokens
+    assert widths[50] / gh.TOKENS_PER_ROW >= 60  # pixels per token: room for a 9 pt label and a value
+    assert widths[8] < widths[50] and height > 2 * imread(tmp_path / "8.png").shape[0]  # three rows of 20
 
 
 def test_text_view_of_a_held_out_example_and_an_lstm_layer(runs, tmp_path, capsys):

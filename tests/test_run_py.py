@@ -23,9 +23,11 @@ def test_multirun_writes_one_result_per_run_and_a_table(tmp_path):
     table = (tmp_path / "summary.md").read_text()
     assert table.count("| ok |") == 3 and "3 runs: 3 ok, 0 diverged, 0 failed" in table
     assert "3 runs: 3 ok" in proc.stdout
-    runs = sorted((tmp_path / "wandb").iterdir())  # the sweep's W&B runs in one place, for `wandb leet`
+    runs = sorted((tmp_path / "wandb").glob("*-run-*"))  # the sweep's W&B runs in one place, for `wandb leet`
     assert len(runs) == 3 and all(r.is_symlink() and list(r.resolve().glob("*.wandb")) for r in runs)
-    assert table.splitlines()[0].endswith("| gradients.init_log10_ratio_first_last | gradients.log10_ratio_first_last |")
+    assert (tmp_path / "wandb" / "latest-run").resolve() == runs[-1].resolve()  # what `wandb leet inspect` reads
+    header = next(line for line in table.splitlines() if line.startswith("| model |"))  # readable names, no dots
+    assert "| test MSE / baseline |" in header and header.endswith(" ‖∂L/∂h_first‖/‖∂L/∂h_last‖ after training |")
 
 
 def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):

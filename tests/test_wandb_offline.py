@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rnnlab.report.sweep_table import link_wandb_runs
 from rnnlab.training.loggers import wandb_api_key_available
 from rnnlab.training.train import train
 
@@ -64,3 +65,13 @@ def test_an_online_run_that_cannot_start_falls_back_to_offline(make_config, monk
     results = train(cfg)
     assert results["status"] == "ok"
     assert len(list((Path(cfg.output_dir) / "wandb").glob("offline-run-*"))) == 1
+
+
+def test_wandb_leet_inspect_reads_a_sweeps_gathered_folder(make_config, tmp_path):
+    """The sweep's end links every run into ``<sweep>/wandb`` with a ``latest-run``, which W&B's tools read."""
+    for seed in (0, 1):  # tmp_path is the sweep: one run directory per job, each with its own wandb/
+        assert train(make_config(["logger=wandb", f"seed={seed}"], name=f"{seed}_seed{seed}"))["status"] == "ok"
+    links = link_wandb_runs(tmp_path)
+    assert len(links) == 2 and (tmp_path / "wandb" / "latest-run").resolve() == links[-1].resolve()
+    summary = json.loads(_inspect(tmp_path / "wandb", "--summary"))  # failed before: no latest-run
+    assert summary["config"]["seed"] == 1  # the last run started

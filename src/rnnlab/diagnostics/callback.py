@@ -40,7 +40,7 @@ from rnnlab.diagnostics.decay import SUMMARY_KEYS, decay_summary, summarise
 from rnnlab.diagnostics.probe import GradientProbe, gate_grad_norms, layer_names, spectral_radii
 
 NPZ = "gradients.npz"
-META_KEYS = ("distance", "layers", "param_names", "model", "impl", "cell", "data", "measured_on", "summary")
+META_KEYS = ("distance", "layers", "param_names", "model", "impl", "cell", "data", "seed", "measured_on", "summary")
 TIME_PREFIXES = ("h_norm_", "x_norm_", "gate_")  # per-record arrays whose last axis is time
 
 
@@ -61,12 +61,13 @@ class GradientDiagnostics(L.Callback):
     """Measures gradients through time every ``every_n_steps`` training steps (see the module docstring)."""
 
     def __init__(self, every_n_steps: int = 50, output_dir: str | Path = ".", heatmap_every: int = 10,
-                 measure_last_step: bool = True) -> None:
+                 measure_last_step: bool = True, heatmap_log10_range: tuple[float, float] | None = None) -> None:
         if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
             raise ValueError(f"diagnostics.every_n_steps must be a positive integer (0 turns diagnostics off, "
                              f"leaving the callback out), got {every_n_steps!r}")
         self.every_n_steps, self.output_dir = every_n_steps, Path(output_dir)
         self.heatmap_every, self.measure_last_step = max(int(heatmap_every), 1), measure_last_step
+        self.heatmap_log10_range = heatmap_log10_range  # the heatmap's colour scale; None: each run's own
         self.history: dict[str, list] = {}  # key -> one entry per measured step
         self.layers: list[str] = []
         self.param_names: list[str] = []
@@ -104,6 +105,7 @@ class GradientDiagnostics(L.Callback):
         self.layers = layer_names(model.recurrent)
         self.meta = {"model": str(getattr(model, "name", "")), "impl": model.recurrent.impl,
                      "cell": model.recurrent.cell_type.__name__, "data": model.spec.name,
+                     "seed": str((getattr(pl_module, "run_config", None) or {}).get("seed", "")),
                      "measured_on": "h" if model.recurrent.impl == "unrolled" else "x"}
         if trainer.global_step > 0 and (self.output_dir / NPZ).exists():  # resumed: keep what was measured
             with np.load(self.output_dir / NPZ) as saved:
@@ -162,7 +164,7 @@ class GradientDiagnostics(L.Callback):
 
             self.output_dir.mkdir(parents=True, exist_ok=True)
             np.savez(self.output_dir / NPZ, **arrays, summary=np.array(json.dumps(self._summary)))
-            pngs = save_run_plots(arrays, self.output_dir)
+            pngs = save_run_plots(arrays, self.output_dir, self.heatmap_log10_range)
             self._log_images(trainer, {f"grad/{p.stem}": p for p in pngs}, int(arrays["step"][-1]))
 
     def on_exception(self, trainer, pl_module, exception) -> None:
@@ -204,7 +206,7 @@ class GradientDiagnostics(L.Callback):
         ``h_norm_mean``/``h_norm_max`` (K, L·D, T) (unrolled); ``x_norm_mean``/``x_norm_max`` (K, T);
         ``gate_<g>_mean``/``gate_<g>_sat`` (K, L·D, T) (unrolled, gated cells); ``rho_W_h<g>`` (K, L·D);
         ``param_grad_norm`` (K, P) with ``param_names`` (P,); ``global_norm``, ``clipped``,
-        ``clip_fraction`` (K,); and the strings ``model``, ``impl``, ``cell``, ``data``, ``measured_on``.
+        ``clip_fraction`` (K,); and the strings ``model``, ``impl``, ``cell``, ``data``, ``seed``, ``measured_on``.
         Batches of different lengths are right-aligned (left-padded with NaN).
         """
         out = {k: _stack(v, k.startswith(TIME_PREFIXES)) for k, v in self.history.items()}
@@ -250,8 +252,8 @@ class GradientDiagnostics(L.Callback):
         if self._wandb_loggers(trainer) and (len(self.history["step"]) - 1) % self.heatmap_every == 0:
             from rnnlab.diagnostics.plots import figure_to_array, heatmap_figure
 
-            self._log_images(trainer, {"grad/gradient_heatmap": figure_to_array(heatmap_figure(self.arrays()))},
-                             record["step"])
+            heatmap = heatmap_figure(self.arrays(), self.heatmap_log10_range)
+            self._log_images(trainer, {"grad/gradient_heatmap": figure_to_array(heatmap)}, record["step"])
 
     def _line_plot(self, record: dict):
         import wandb

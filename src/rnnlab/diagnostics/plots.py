@@ -5,7 +5,11 @@ One run (``gradients.npz`` written by :class:`rnnlab.diagnostics.callback.Gradie
 - ``gradient_curves.png``: ‖∂L/∂h_t‖ (batch mean) against the distance to the loss T−1−t, log scale,
   one curve per measured training step (colour = step), one panel per layer·direction and one for
   ‖∂L/∂x_t‖; the picture of Arjovsky et al. 2016 (at initialisation and after training);
-- ``gradient_heatmap.png``: log10 ‖∂L/∂h_t‖, distance to the loss × training step.
+- ``gradient_heatmap.png``: log10 ‖∂L/∂h_t‖, distance to the loss × training step, on the colour scale
+  ``diagnostics.heatmap_log10_range`` (default [-20, 0] for every run, so two runs' heatmaps compare by
+  eye; null: each run's own range).
+
+Both are titled with the run: model (implementation), data set, T and seed.
 
 A sweep: ``python -m rnnlab.diagnostics <multirun dir>`` overlays every run below the directory
 on one log axis, colour = model (RNN vs LSTM vs GRU), at initialisation and at the last measured
@@ -25,6 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 
 NPZ = "gradients.npz"
 MODEL_COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
@@ -63,6 +68,13 @@ def _panels(n: int, width: float = 5.0, height: float = 3.8) -> tuple[Figure, li
     return fig, list(np.atleast_1d(fig.subplots(1, n)))
 
 
+def run_title(arrays: dict) -> str:
+    """"gru (unrolled) on adding, T = 50, seed 0": what a figure of one run shows."""
+    seed = str(arrays.get("seed", ""))  # absent from gradients.npz files written before it was recorded
+    return (f"{arrays.get('model', '')} ({arrays.get('impl', '')}) on {arrays.get('data', '')}, "
+            f"T = {arrays['distance'].size}" + (f", seed {seed}" if seed else ""))
+
+
 def curves_figure(arrays: dict) -> Figure:
     """One panel per measured curve: norm vs distance, one line per measured step."""
     steps, distance = arrays["step"], arrays["distance"]
@@ -75,13 +87,14 @@ def curves_figure(arrays: dict) -> Figure:
         ax.set(yscale="log", xlabel=DISTANCE_LABEL, ylabel="batch mean", title=label)
         ax.grid(alpha=0.3, which="both")
     fig.colorbar(colours, ax=axes, label="training step")
-    fig.suptitle(f"{arrays.get('model', '')} ({arrays.get('impl', '')}) on {arrays.get('data', '')}: "
-                 "gradient norm through time")
+    fig.suptitle(f"{run_title(arrays)}: gradient norm through time")
     return fig
 
 
-def heatmap_figure(arrays: dict) -> Figure:
-    """One panel per measured curve: log10 norm, distance to the loss (y) × training step (x)."""
+def heatmap_figure(arrays: dict, log10_range: tuple[float, float] | None = None) -> Figure:
+    """One panel per measured curve: log10 norm, distance to the loss (y) × training step (x); colours
+    span ``log10_range`` (values beyond it take the end colours), or each panel's own range when None."""
+    vmin, vmax = log10_range if log10_range is not None else (None, None)
     steps, distance = arrays["step"], arrays["distance"]
     panels = series(arrays)
     fig, axes = _panels(len(panels))
@@ -89,9 +102,12 @@ def heatmap_figure(arrays: dict) -> Figure:
         values = _log10(curves).T[::-1]  # (T, K), distance increasing
         x = steps if steps.size > 1 else np.array([steps[0] - 0.5, steps[0] + 0.5])
         values = values if steps.size > 1 else np.repeat(values, 2, axis=1)
-        mesh = ax.pcolormesh(x, distance[::-1], np.ma.masked_invalid(values), shading="nearest", cmap="magma")
-        fig.colorbar(mesh, ax=ax, label="log10 batch-mean norm")
+        mesh = ax.pcolormesh(x, distance[::-1], np.ma.masked_invalid(values), shading="nearest", cmap="magma",
+                             vmin=vmin, vmax=vmax)
+        fig.colorbar(mesh, ax=ax, label="log10 batch-mean norm" + (" (fixed scale)" if log10_range else ""),
+                     extend="both" if log10_range else "neither")
         ax.set(xlabel="training step", ylabel=DISTANCE_LABEL, title=label)
+    fig.suptitle(f"{run_title(arrays)}: log10 gradient norm through time")
     return fig
 
 
@@ -102,10 +118,11 @@ def figure_to_array(fig: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba()).copy()
 
 
-def save_run_plots(arrays: dict, out_dir: str | Path) -> list[Path]:
+def save_run_plots(arrays: dict, out_dir: str | Path, heatmap_log10_range: tuple[float, float] | None = None
+                   ) -> list[Path]:
     """Write ``gradient_curves.png`` and ``gradient_heatmap.png`` into ``out_dir``."""
     paths = [Path(out_dir) / "gradient_curves.png", Path(out_dir) / "gradient_heatmap.png"]
-    for path, fig in zip(paths, (curves_figure(arrays), heatmap_figure(arrays))):
+    for path, fig in zip(paths, (curves_figure(arrays), heatmap_figure(arrays, heatmap_log10_range))):
         fig.savefig(path, dpi=110)
     return paths
 
@@ -166,7 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     if not root.is_dir():
         parser.error(f"{root} is not a directory")
     if (root / NPZ).exists():
-        paths = save_run_plots(load_arrays(root), root)
+        log10_range = None  # the run's own colour-scale setting, from its resolved config
+        if (root / "config.yaml").exists():
+            log10_range = OmegaConf.select(OmegaConf.load(root / "config.yaml"), "diagnostics.heatmap_log10_range")
+        paths = save_run_plots(load_arrays(root), root, log10_range)
     else:
         paths = overlay(root)
         if not paths:

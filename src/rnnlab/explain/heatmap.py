@@ -179,33 +179,46 @@ def _scale(name: str, values: np.ndarray) -> tuple[float, float, str]:
     return (0.0, 1.0, "viridis") if name in LABELS and name not in ("dh", "loss") else (0.0, top, "magma")
 
 
+TOKENS_PER_ROW = 20  # a longer example wraps: the PNG stays ~1,600 px wide whatever its length
+
+
 def plot_heatmap(tokens: list[str], rows: dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
-    """One heatmap row per quantity (gates on a fixed [0, 1] scale), tokens along x; values annotated."""
+    """One heatmap row per quantity (gates on a fixed [0, 1] scale), tokens along x; values annotated.
+
+    A long example wraps into blocks of ``TOKENS_PER_ROW`` tokens, one under the other, every block on the
+    same width per token, so labels stay legible (9 pt tokens, 8 pt values) and the width bounded."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     T, n = len(tokens), len(rows)
-    fig = Figure(figsize=(min(max(6.0, 0.45 * T + 2), 60.0), 0.9 * n + 1.6), layout="constrained")
+    per_row = min(T, TOKENS_PER_ROW)
+    blocks = [range(start, min(start + per_row, T)) for start in range(0, T, per_row)]
+    long_tokens = max(map(len, tokens)) > 5  # wider than their cell: written upwards
+    block_height = 0.5 * n + (1.0 if long_tokens else 0.5)
+    fig = Figure(figsize=(3.0 + 0.55 * per_row, block_height * len(blocks) + (0.4 if title else 0.0)),
+                 layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (name, values) in zip(axes, rows.items()):
-        lo, hi, cmap = _scale(name, values)
-        im = ax.imshow(values[None, :], aspect="auto", cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
-        ax.set_yticks([0], [LABELS.get(name, name)])
-        fig.colorbar(im, ax=ax, pad=0.01, fraction=0.02)
-        if T <= 60:
-            for t, v in enumerate(values):
-                if np.isfinite(v):
-                    shade = (v - lo) / (hi - lo or 1.0)
-                    ax.text(t, 0, f"{v:.2f}", ha="center", va="center", fontsize=7,
+    scales = {name: _scale(name, values) for name, values in rows.items()}  # one scale for all blocks
+    for block, sub in zip(blocks, np.atleast_1d(fig.subfigures(len(blocks), 1))):
+        axes = sub.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+        for ax, (name, values) in zip(axes, rows.items()):
+            lo, hi, cmap = scales[name]
+            im = ax.imshow(values[None, block.start:block.stop], aspect="auto", cmap=cmap, vmin=lo, vmax=hi,
+                           interpolation="nearest", extent=(block.start - 0.5, block.stop - 0.5, 0.5, -0.5))
+            ax.set_xlim(block.start - 0.5, block.start + per_row - 0.5)  # a short last block keeps the scale
+            ax.set_yticks([0], [LABELS.get(name, name)], fontsize=9)
+            sub.colorbar(im, ax=ax, pad=0.01, fraction=0.02).ax.tick_params(labelsize=8)
+            for t in block:
+                if np.isfinite(values[t]):
+                    shade = (values[t] - lo) / (hi - lo or 1.0)
+                    ax.text(t, 0, f"{values[t]:.2f}", ha="center", va="center", fontsize=8,
                             color="black" if shade > 0.6 else "white")
-    long_tokens = T > 12 and max(map(len, tokens)) > 2
-    axes[-1].set_xticks(range(T), tokens, rotation=90 if long_tokens else 0, fontsize=8)
+        axes[-1].set_xticks(list(block), [tokens[t] for t in block], rotation=90 if long_tokens else 0, fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=11)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
 
 

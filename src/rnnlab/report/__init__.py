@@ -1,1 +1,3 @@
-"""Runs into tables: ``python -m rnnlab.report <sweep dir>``; the sweep table written at a multirun's end."""
+"""Runs into evidence: ``python -m rnnlab.report <sweep dir>`` aggregates seeds, evaluates declared claims and
+draws figures (runs → aggregate → claims → figures, markdown, wandb_report); sweep_table writes a multirun's
+summary.md."""

@@ -1,5 +1,7 @@
-"""``python -m rnnlab.report``: see :mod:`rnnlab.report.sweep_table`."""
+"""``python -m rnnlab.report``: see :mod:`rnnlab.report.cli`."""
 
-from rnnlab.report.sweep_table import main
+import sys
 
-main()
+from rnnlab.report.cli import main
+
+sys.exit(main())

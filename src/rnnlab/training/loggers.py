@@ -3,7 +3,8 @@
 Without an API key (``WANDB_API_KEY`` or a ``wandb login`` entry in ~/.netrc) and with no
 ``WANDB_MODE`` set, W&B runs offline: it writes a real run under ``<run dir>/wandb`` that
 ``wandb sync`` uploads later and ``wandb leet`` browses in a terminal. An online run whose
-start fails falls back to offline, and says so.
+start fails falls back to offline, and says so. W&B prints nothing on the terminal (the run summary names
+its folder) unless ``hydra.verbose=rnnlab`` (or true); its own log is ``<run dir>/wandb/<run>/logs/``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from urllib.parse import urlparse
 
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from rnnlab.training.console import verbose
 
 log = logging.getLogger(__name__)
 WANDB_TARGET = "lightning.pytorch.loggers.WandbLogger"
@@ -37,6 +40,18 @@ def _is_wandb(cfg: DictConfig) -> bool:
     return target is not None and get_class(target).__name__ == "WandbLogger"
 
 
+def _quiet_wandb(offline: bool) -> None:
+    """W&B's terminal lines (its banner, the 25-line history and summary block at the end, and the
+    ``anonymous`` deprecation Lightning's WandbLogger triggers) off, process-wide, unless
+    ``hydra.verbose=rnnlab`` (or true).
+    wandb.setup's settings apply to the runs started after it; they include the mode, or the online
+    default in them wins over the ``offline=True`` that WandbLogger passes later."""
+    import wandb
+
+    if not verbose("rnnlab"):  # not "wandb": wandb sets its own logger to DEBUG for its debug.log
+        wandb.setup(settings=wandb.Settings(silent=True, **({"mode": "offline"} if offline else {})))
+
+
 def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group: str | None):
     """The logger for this run, or False (Lightning's "no logger") when ``logger=none``."""
     if cfg is None:
@@ -49,11 +64,12 @@ def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group:
     kwargs.setdefault("save_dir", str(output_dir))
     mode = os.environ.get("WANDB_MODE")
     if mode is None and not wandb_api_key_available():
-        log.info("W&B: no API key found, running offline in %s/wandb (upload later with `wandb sync`, "
-                 "browse with `wandb leet`)", output_dir)
+        log.debug("W&B: no API key found, running offline in %s/wandb (upload later with `wandb sync`, "
+                  "browse with `wandb leet`)", output_dir)
         mode = "offline"
     if mode in ("offline", "dryrun"):
         kwargs["offline"] = True
+    _quiet_wandb(offline=kwargs.get("offline", False))
     logger = instantiate(kwargs)
     if mode not in ("offline", "dryrun", "disabled"):
         os.environ.setdefault("WANDB_INIT_TIMEOUT", "30")  # wandb waits 90 s by default before giving up
@@ -67,6 +83,7 @@ def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group:
             wandb.teardown()  # forget the online session, or the next init tries it again
             os.environ["WANDB_MODE"] = "offline"
             kwargs["offline"] = True
+            _quiet_wandb(offline=True)
             logger = instantiate(kwargs)
     return logger
 

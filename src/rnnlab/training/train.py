@@ -19,7 +19,6 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab.cells.base import RecurrentCell
@@ -28,6 +27,7 @@ from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
 from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.training.config_check import check_config
+from rnnlab.training.console import StepProgressBar, ignore_known_warnings
 from rnnlab.training.lightning_module import SequenceLightningModule
 from rnnlab.training.loggers import build_logger, finish_wandb
 from rnnlab.training.resolvers import usable_cores
@@ -58,10 +58,15 @@ def error_message(error: BaseException) -> str:
     return str(error) if isinstance(error, ValueError) else f"{type(error).__name__}: {error}"
 
 
+def _chosen_option(group: str) -> str | None:
+    """The option picked for a config group (``data=adding`` -> "adding") when Hydra runs us."""
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+
+
 def new_results(cfg: DictConfig) -> dict:
     """The results.json skeleton of shared/DESIGN.md, filled as the run goes."""
     return {"status": "failed", "error": None, "model": cfg.model.get("name"), "impl": cfg.model.get("impl"),
-            "data": None, "task": None, "params": None, "seed": cfg.seed, "steps": 0, "epochs": 0,
+            "data": None, "data_option": _chosen_option("data"), "task": None, "params": None, "seed": cfg.seed, "steps": 0, "epochs": 0,
             "train_seconds": None, "tokens_per_second": None, "step_seconds_median": None,
             "metrics": dict.fromkeys(METRIC_KEYS), "baseline_loss": None,
             "embeddings": {"source": cfg.embeddings.get("source"), "coverage": None},
@@ -118,6 +123,7 @@ def train(cfg: DictConfig) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     results = new_results(cfg)
+    ignore_known_warnings()
     started = time.perf_counter()
     try:
         check_config(cfg)  # types, ranges and unknown keys, before anything is built
@@ -146,7 +152,10 @@ def train(cfg: DictConfig) -> dict:
                                          run_config=run_config)
         ckpt_path = resume_checkpoint(cfg.resume, cfg) if cfg.get("resume") else None
         results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
-        log.info("%s (%s, %d parameters) on %s", results["model"], results["impl"], model.num_parameters, spec.name)
+        max_steps = cfg.trainer.get("max_steps") or -1
+        length = f"{max_steps} steps" if max_steps > 0 else f"{cfg.trainer.get('max_epochs')} epochs"
+        log.info("training %s (%s, %s parameters) on %s for %s -> %s", results["model"], results["impl"],
+                 f"{model.num_parameters:,}", spec.name, length, output_dir)
 
         logger = build_logger(cfg.get("logger"), output_dir, f"{results['model']}-{spec.name}-s{cfg.seed}", group)
         if logger:
@@ -154,9 +163,11 @@ def train(cfg: DictConfig) -> dict:
             logger.log_hyperparams({**run_config,
                                     "data_name": spec.name, "params": model.num_parameters})
         callbacks = [ThroughputTimer(), DivergenceGuard(), StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
-        callbacks += [RichProgressBar()] if cfg.progress_bar else []
+        callbacks += [StepProgressBar()] if cfg.progress_bar else []
         every = (cfg.get("diagnostics") or {}).get("every_n_steps") or 0  # 0: off
-        diagnostics = GradientDiagnostics(every, output_dir) if every != 0 else None
+        log10_range = (cfg.get("diagnostics") or {}).get("heatmap_log10_range")
+        diagnostics = GradientDiagnostics(every, output_dir, heatmap_log10_range=tuple(log10_range) if log10_range
+                                          else None) if every != 0 else None
         callbacks += [diagnostics] if diagnostics else []
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
                               enable_progress_bar=bool(cfg.progress_bar), enable_checkpointing=True)

@@ -1,0 +1,80 @@
+"""``report.md``: verdicts with the numbers that decided them, the readable table per data set, figure links.
+
+Every sentence here is built from :mod:`rnnlab.report.claims`' numbers; no verdict text is typed by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnnlab.report.aggregate import Group
+from rnnlab.report.tables import data_heading, group_table, significant
+
+
+def _num(value) -> str:
+    return "–" if value is None else significant(value) if isinstance(value, float) else str(value)
+
+
+def _labels(labels: dict) -> str:
+    return ", ".join(f"{'' if k == 'model.name' else k + '='}{v}" for k, v in labels.items())
+
+
+def _interval(stats: dict) -> str:
+    if not stats.get("n"):
+        return "no ok run with the metric"
+    low, high = stats["ci95"]
+    ci = f", 95 % CI [{_num(low)}, {_num(high)}]" if low is not None else ""
+    return f"{_num(stats['mean'])} ± {_num(stats['std'])}{ci} (n = {stats['n']})"
+
+
+def decided_by(verdict: dict) -> str:
+    """One line: the numbers behind the verdict."""
+    numbers = verdict["numbers"]
+    if "groups" not in numbers:
+        return numbers.get("reason", "")
+    if verdict["kind"] == "fraction":
+        parts = []
+        for g in numbers["groups"]:
+            counted = (f"{g['passing']}/{g['tested']} pass (fraction {_num(g['fraction'])}, needs ≥ "
+                       f"{numbers['min_fraction']})" if g["tested"] else "no ok run with the metric")
+            others = "".join(f", {g[s]} {s}" for s in ("diverged", "failed") if g[s])
+            short = " → too few runs" if g["verdict"] == "NOT ENOUGH RUNS" else ""
+            parts.append(f"{_labels(g['group'])}: {counted}{others}{short}")
+        return f"{numbers['test']}: " + "; ".join(parts)
+    parts = [f"{name}: {_interval(stats)}" for name, stats in numbers["groups"].items()]
+    if verdict["kind"] == "order" and "pairs" in numbers:
+        parts += [f"{p['lower']} < {p['upper']}: means {'ascend' if p['means_ascend'] else 'do not ascend'}, "
+                  f"CIs {'apart' if p['cis_apart'] else 'overlap'}" for p in numbers["pairs"]]
+    if verdict["kind"] == "close" and "difference" in numbers:
+        low, high = numbers["difference_ci95"]
+        a, b = numbers["pair"]
+        parts.append(f"{a} − {b} = {_num(numbers['difference'])}, 95 % CI [{_num(low)}, {_num(high)}], "
+                     f"bound ± {_num(numbers['bound'])} ({numbers['tolerance']} × abs(mean {b})): {numbers['reason']}")
+    if "too_few_runs" in numbers:
+        parts.append(f"fewer than {numbers['min_runs']} measured ok runs: {', '.join(numbers['too_few_runs'])}")
+    return "; ".join(parts)
+
+
+def verdicts_section(verdicts: list[dict]) -> list[str]:
+    if not verdicts:
+        return ["## Verdicts", "", "No claims: the runs' configs declare none (an experiment's `claims:` list)."]
+    lines = ["## Verdicts", "", "| claim | verdict | what decided it |", "|---|---|---|"]
+    for v in verdicts:
+        lines.append(f"| **{v['id']}**: {v['text']} | **{v['verdict']}** | "
+                     f"{decided_by(v).replace('|', '/')} ({v['numbers']['selected']}) |")
+    return lines
+
+
+def report_markdown(command: str, counts: str, by_data: dict[str, list[Group]], verdicts: list[dict],
+                    figures: dict[str, list[Path]], problems: list[str]) -> str:
+    lines = ["# Report", "", f"`{command}`: {counts}.", "", *verdicts_section(verdicts)]
+    if len(by_data) > 1:
+        lines += ["", f"The runs use {len(by_data)} data sets ({', '.join(by_data)}): each is reported on its own."]
+    for data, groups in by_data.items():
+        lines += ["", f"## {data_heading(data, groups)}", "", group_table(groups), ""]
+        lines += [f"![{p.stem}]({p.name})" for p in figures.get(data, [])]
+    if problems:
+        lines += ["", "## Problems met (these runs or files are left out)", "", *(f"- {p}" for p in problems)]
+    lines += ["", ("Files: `verdicts.json` (every verdict with its numbers), `aggregate.json` (every group: counts, "
+              "mean, std and 95 % CI of every quantity).")]
+    return "\n".join(lines) + "\n"
