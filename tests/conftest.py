@@ -32,8 +32,8 @@ TINY = [
 
 
 def options(group: str) -> list[str]:
-    """Every selectable option of a config group (files starting with '_' are shared bases)."""
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+    """Every selectable option of a config group: each file in it (shared bases live outside, conf/model_base.yaml)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
 def compose_config(overrides: list[str] | None = None, output_dir: Path | None = None,

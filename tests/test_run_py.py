@@ -40,21 +40,21 @@ def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_a_failed_single_run_exits_nonzero_with_one_line(tmp_path):
+    """A bad value stops before anything is built (tests/test_config_errors.py holds the whole table)."""
     proc = run_py("model.hidden_size=-1", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last == "error: model.hidden_size must be a positive integer, got -1"
-    assert json.loads((tmp_path / "results.json").read_text())["status"] == "failed"
+    assert last == "error: model.hidden_size must be a positive integer, got -1; e.g. model.hidden_size=128"
+    assert not (tmp_path / "results.json").exists()
 
 
-def test_unknown_choice_is_named_by_hydra(tmp_path):
+def test_unknown_choice_is_named_with_the_choices(tmp_path):
     proc = run_py("model=transformer", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
-    assert "Could not find 'model/transformer'" in proc.stderr
-    assert "Available options" in proc.stderr and "gru" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: model=transformer: no such option; choose one of gru, lstm, rnn"
 
 
-def test_unknown_key_is_named_by_hydra(tmp_path):
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
     proc = run_py("model.hidden_sise=3", f"hydra.run.dir={tmp_path}")
     assert proc.returncode != 0
-    assert "hidden_sise" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: unknown key `model.hidden_sise`: did you mean `model.hidden_size`?"

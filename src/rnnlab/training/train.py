@@ -27,6 +27,7 @@ from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
 from rnnlab.model.param_budget import build_model
 from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer, ValidationCurve, build_early_stopping
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
+from rnnlab.training.config_check import check_config
 from rnnlab.training.console import StepProgressBar, ignore_known_warnings
 from rnnlab.training.lightning_module import SequenceLightningModule
 from rnnlab.training.loggers import build_logger, finish_wandb
@@ -126,6 +127,7 @@ def train(cfg: DictConfig) -> dict:
     ignore_known_warnings()
     started = time.perf_counter()
     try:
+        check_config(cfg)  # types, ranges and unknown keys, before anything is built
         check_devices(cfg.trainer)
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
