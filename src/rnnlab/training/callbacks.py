@@ -1,4 +1,4 @@
-"""Callbacks the training loop always uses: throughput timing and divergence detection."""
+"""Callbacks the training loop always uses: throughput timing, divergence detection, validation once an epoch."""
 
 from __future__ import annotations
 
@@ -96,3 +96,14 @@ class DivergenceGuard(L.Callback):
         if "perf/diverged_at" not in m:
             return None
         return {"step": int(m["perf/diverged_at"]), "last_finite_loss": float(m["perf/last_finite_loss"])}
+
+
+class EpochValidation(L.Callback):
+    """Clips ``trainer.val_check_interval`` (in steps) to the epoch: an interval longer than the epoch
+    would otherwise skip validation during a short training (``trainer.max_epochs=1``) altogether."""
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Lightning has turned val_check_interval into val_check_batch by now (fit loop's setup_data)
+        batches = trainer.num_training_batches
+        if isinstance(trainer.val_check_interval, int) and 0 < batches < float("inf"):
+            trainer.val_check_batch = min(trainer.val_check_batch, batches)

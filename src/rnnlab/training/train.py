@@ -24,8 +24,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab.cells.base import RecurrentCell
 from rnnlab.diagnostics.callback import GradientDiagnostics
-from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
-from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer
+from rnnlab.model.embeddings import apply_embeddings, canonical_embedding_dim, prepare_embeddings
+from rnnlab.training.callbacks import DivergenceGuard, EpochValidation, ThroughputTimer
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.training.lightning_module import SequenceLightningModule
 from rnnlab.training.loggers import build_logger, finish_wandb
@@ -115,6 +115,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("skip_completed") and (done := completed_results(cfg, output_dir)) is not None:
         return done  # a resumed sweep: this run already finished with this config
     output_dir.mkdir(parents=True, exist_ok=True)
+    canonical_embedding_dim(cfg)  # model.embedding_dim=N is an alias of embeddings.dim=N
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     results = new_results(cfg)
     started = time.perf_counter()
@@ -151,7 +152,8 @@ def train(cfg: DictConfig) -> dict:
             # the data set's name and size are logged too, so W&B can group runs by them
             logger.log_hyperparams({**run_config,
                                     "data_name": spec.name, "params": model.num_parameters})
-        callbacks = [ThroughputTimer(), DivergenceGuard(), StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
+        callbacks = [ThroughputTimer(), DivergenceGuard(), EpochValidation(),
+                     StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps, cfg.get("checkpoint_history", False))]
         callbacks += [RichProgressBar()] if cfg.progress_bar else []
         every = (cfg.get("diagnostics") or {}).get("every_n_steps") or 0  # 0: off
         diagnostics = GradientDiagnostics(every, output_dir) if every != 0 else None

@@ -1,0 +1,71 @@
+"""The obvious spelling does the obvious thing (issue 13), and validation never changes training."""
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from conftest import TINY
+from rnnlab.training.train import train
+
+
+def write_corpus(root: Path, seed: int = 0) -> Path:
+    """A small corpus in the PTB file format: one sentence a line, words from a 40-word vocabulary."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(40)]
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 120), ("valid", 20), ("test", 20)):
+        lines = [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in range(n)]
+        (root / f"ptb.{split}.txt").write_text("".join(f" {line} \n" for line in lines))
+    return root
+
+
+def lm_overrides(root: Path) -> list[str]:
+    return ["data=ptb", f"data.root={root}", "data.bptt=8", "data.batch_size=4", "data.eval_batch_size=2",
+            "model=lstm", "model.num_layers=2", "model.dropout=0.3", "logger=none", "trainer.max_steps=-1",
+            "trainer.limit_val_batches=1.0"]
+
+
+def test_sgd_is_plain_sgd(make_config):
+    optimizer = instantiate(make_config(["optimizer=sgd"]).optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    assert optimizer.param_groups[0]["momentum"] == 0.0
+
+
+def test_max_epochs_alone_trains_one_epoch_and_validates_in_it(make_config, tmp_path):
+    root = write_corpus(tmp_path / "corpus")
+    tiny_but_steps = [o for o in TINY if not o.startswith(("trainer.max_steps", "trainer.val_check"))]
+    cfg = make_config([*tiny_but_steps, *lm_overrides(root)[:-2], "logger=csv", "trainer.max_epochs=1",
+                       "trainer.limit_val_batches=1.0"], tiny=False)
+    assert cfg.trainer.max_steps == -1  # the 1500-step default gives way to an epoch count
+    results = train(cfg)
+    assert results["status"] == "ok", results.get("traceback")
+    assert results["epochs"] == 1.0 and results["steps"] == results["data_stats"]["chunks"]["train"] < 250
+    metrics = (Path(cfg.output_dir) / "csv" / "metrics.csv")
+    metrics = metrics if metrics.is_file() else next(Path(cfg.output_dir).rglob("metrics.csv"))
+    header, *rows = [line.split(",") for line in metrics.read_text().splitlines()]
+    val_rows = [r for r in rows if r[header.index("val/loss")]]
+    assert val_rows, "the 250-step interval, longer than the epoch, was clipped to it: validation ran in fit"
+    assert make_config(["trainer.max_steps=7"], tiny=False).trainer.max_steps == 7
+    assert make_config([], tiny=False).trainer.max_steps == 1500
+    assert make_config(["trainer.max_epochs=3", "trainer.max_steps=7"], tiny=False).trainer.max_steps == 7
+
+
+def test_model_embedding_dim_is_an_alias_of_embeddings_dim(make_config, tmp_path):
+    root = write_corpus(tmp_path / "corpus")
+    results = train(make_config([*lm_overrides(root), "trainer.max_steps=2", "model.embedding_dim=12"]))
+    assert results["status"] == "ok", results.get("traceback")
+    assert results["embeddings"]["dim"] == 12
+    saved = torch.load(Path(results["output_dir"]) / "model.pt", weights_only=True)
+    assert saved["state_dict"]["embedding.weight"].shape[1] == 12
+    assert saved["config"]["embeddings"]["dim"] == saved["config"]["model"]["embedding_dim"] == 12
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_only_last_ckpt_is_kept_unless_history_is_asked_for(make_config, history):
+    cfg = make_config(["logger=none", "trainer.max_steps=4", "checkpoint_every_n_steps=2",
+                       f"checkpoint_history={str(history).lower()}", "data.n_train=256", "data.seq_len=6"])
+    assert train(cfg)["status"] == "ok"
+    kept = sorted(p.name for p in (Path(cfg.output_dir) / "checkpoints").iterdir())
+    assert kept == (["last.ckpt", "step2.ckpt", "step4.ckpt"] if history else ["last.ckpt"])
