@@ -69,3 +69,23 @@ def test_only_last_ckpt_is_kept_unless_history_is_asked_for(make_config, history
     assert train(cfg)["status"] == "ok"
     kept = sorted(p.name for p in (Path(cfg.output_dir) / "checkpoints").iterdir())
     assert kept == (["last.ckpt", "step2.ckpt", "step4.ckpt"] if history else ["last.ckpt"])
+
+
+@pytest.mark.parametrize("impl", ["unrolled", "fused"])
+def test_validation_does_not_change_training(make_config, tmp_path, impl):
+    """Same seed, dropout > 0, carried LM state: validating every 2 steps, or once an epoch without the
+    sanity check, trains the very same weights (each validation used to draw from the global RNG)."""
+    root = write_corpus(tmp_path / "corpus")
+    base = [*lm_overrides(root), f"model.impl={impl}", "trainer.max_epochs=2", "checkpoint_every_n_steps=0"]
+    runs = {name: train(make_config([*base, *extra], name=name)) for name, extra in (
+        ("often", ["trainer.val_check_interval=2"]),
+        ("epochly", ["trainer.val_check_interval=1000", "+trainer.num_sanity_val_steps=0"]))}
+    weights = {}
+    for name, results in runs.items():
+        assert results["status"] == "ok", results.get("traceback")
+        weights[name] = torch.load(Path(results["output_dir"]) / "model.pt", weights_only=True)["state_dict"]
+    assert weights["often"].keys() == weights["epochly"].keys()
+    for key, value in weights["often"].items():
+        assert torch.equal(value, weights["epochly"][key]), f"{key} differs"
+    assert runs["often"]["metrics"] == runs["epochly"]["metrics"]
+    assert runs["often"]["steps"] == runs["epochly"]["steps"] > 2

@@ -61,6 +61,7 @@ class SequenceLightningModule(L.LightningModule):
         self.metrics = nn.ModuleDict({f"{s}_metrics": _metrics(self.spec).clone(prefix=f"{s}/") for s in STAGES})
         self.train_loss = MeanMetric()
         self._carried: dict[str, tuple[Tensor, ...] | None] = {s: None for s in STAGES}
+        self._training_rng: Tensor | None = None  # torch's RNG state at the last training step's end
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
         return self.model(x, lengths, state)
@@ -112,13 +113,27 @@ class SequenceLightningModule(L.LightningModule):
         return True if connector is None else bool(connector.should_update_logs)
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        self._training_rng = torch.get_rng_state()  # the backward pass draws nothing: the step's end
+        return loss
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
         return self._step(batch, "test")
+
+    # ---- nothing between training steps may move training's random stream -------------------------
+    # Each validation run (the sanity check included) starts a DataLoader iterator, which draws its base
+    # seed from the global torch RNG, so dropout masks after it differed from a run that validated less
+    # often (and a run resumed at an epoch's end started one more). Every training step therefore starts
+    # from the state the previous one ended with (or the fit, or its checkpoint, started with):
+    # validation, checkpoints, diagnostics and loaders in between cannot change the trajectory.
+    def on_fit_start(self) -> None:
+        self._training_rng = torch.get_rng_state()
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        torch.set_rng_state(self._training_rng)
 
     def _reset_carry(self, stage: str) -> None:
         self._carried[stage] = None
@@ -135,7 +150,8 @@ class SequenceLightningModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Make the checkpoint self-describing (plain values only: it loads with weights_only=True)."""
         checkpoint["rnnlab"] = {"config": self.run_config, "spec": self.spec.to_dict(), "itos": self.spec.itos,
-                                "torch_rng_state": torch.get_rng_state()}
+                                "torch_rng_state": torch.get_rng_state() if self._training_rng is None
+                                else self._training_rng}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint.get("rnnlab", {}):  # dropout continues its random stream
