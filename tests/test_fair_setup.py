@@ -42,6 +42,8 @@ def test_max_epochs_alone_trains_one_epoch_and_validates_in_it(make_config, tmp_
     results = train(cfg)
     assert results["status"] == "ok", results.get("traceback")
     assert results["epochs"] == 1.0 and results["steps"] == results["data_stats"]["chunks"]["train"] < 250
+    # the loop's wall time holds the steps and what lies between them (not validation): slower, not by much
+    assert 0.5 * results["tokens_per_second"] < results["loop_tokens_per_second"] <= results["tokens_per_second"]
     metrics = (Path(cfg.output_dir) / "csv" / "metrics.csv")
     metrics = metrics if metrics.is_file() else next(Path(cfg.output_dir).rglob("metrics.csv"))
     header, *rows = [line.split(",") for line in metrics.read_text().splitlines()]
@@ -89,3 +91,69 @@ def test_validation_does_not_change_training(make_config, tmp_path, impl):
         assert torch.equal(value, weights["epochly"][key]), f"{key} differs"
     assert runs["often"]["metrics"] == runs["epochly"]["metrics"]
     assert runs["often"]["steps"] == runs["epochly"]["steps"] > 2
+
+
+LM_SPEC = {"name": "lm", "task": "language_modeling", "readout": "all", "output_size": 50, "vocab_size": 50}
+
+
+@pytest.mark.parametrize("impl", ["unrolled", "fused"])
+def test_dropout_placement_all_drops_embeddings_and_output_too(impl):
+    from rnnlab.cells.lstm import LSTMCell
+    from rnnlab.data.base import DataSpec
+    from rnnlab.model.sequence_model import SequenceModel
+
+    x = torch.randint(0, 50, (3, 7))
+    outputs = {}
+    for placement in ("all", "between_layers"):
+        torch.manual_seed(0)
+        model = SequenceModel(LSTMCell, DataSpec(**LM_SPEC), hidden_size=6, num_layers=1, dropout=0.5,
+                              impl=impl, embedding_dim=5, dropout_placement=placement).train()
+        outputs[placement] = model(x)[0], model.eval()(x)[0]
+        assert model.fairness()["dropout_placement"] == placement
+    trained, evaluated = outputs["between_layers"]  # one layer: no dropout anywhere
+    assert torch.equal(trained, evaluated)
+    trained, evaluated = outputs["all"]
+    assert not torch.allclose(trained, evaluated)
+    with pytest.raises(ValueError, match="model.dropout_placement must be one of"):
+        SequenceModel(LSTMCell, DataSpec(**LM_SPEC), dropout_placement="everywhere")
+
+
+def test_embedding_and_head_init_follow_their_keys():
+    from rnnlab.cells.gru import GRUCell
+    from rnnlab.data.base import DataSpec
+    from rnnlab.model.sequence_model import SequenceModel
+
+    torch.manual_seed(0)
+    uniform = SequenceModel(GRUCell, DataSpec(**LM_SPEC), hidden_size=8, embedding_dim=300,
+                            embedding_init="uniform")
+    assert uniform.embedding.weight.abs().max() <= 0.1 and uniform.embedding.weight.std() > 0.05
+    assert uniform.head.weight.abs().max() <= 0.1 and not uniform.head.bias.any()
+    assert uniform.fairness()["embedding_init"] == "U(-0.1, 0.1)" and uniform.fairness()["forget_bias"] is None
+    torch.manual_seed(0)
+    legacy = SequenceModel(GRUCell, DataSpec(**LM_SPEC), hidden_size=8, embedding_dim=300,
+                           embedding_init="normal", head_init="torch")
+    assert 0.9 < float(legacy.embedding.weight.std()) < 1.1 and legacy.head.bias.any()
+
+
+def test_loss_perplexity_equals_torchmetrics_perplexity():
+    from torchmetrics.text import Perplexity
+
+    from rnnlab.training.lightning_module import LossPerplexity
+
+    ours, reference = LossPerplexity(), Perplexity()
+    for T in (7, 3):  # a shorter last chunk weighs less
+        logits, y = torch.randn(4, T, 11), torch.randint(0, 11, (4, T))
+        ours.update(torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten()), weight=y.numel())
+        reference.update(logits, y)
+    assert float(ours.compute()) == pytest.approx(float(reference.compute()), rel=1e-5)
+
+
+def test_results_record_the_fairness_defaults(make_config, tmp_path):
+    root = write_corpus(tmp_path / "corpus")
+    results = train(make_config([*lm_overrides(root), "trainer.max_steps=2", "optimizer=sgd"]))
+    assert results["status"] == "ok", results.get("traceback")
+    fair = results["fairness"]
+    assert fair["dropout_placement"] == "all" and fair["dropout"] == 0.3
+    assert fair["embedding_init"] == "N(0, 1)" and fair["head_init"] == "U(-0.1, 0.1), bias 0"
+    assert fair["optimizer"]["momentum"] == 0.0 and fair["gradient_clip_val"] == 1.0
+    assert fair["forget_bias"] == make_config(["model=lstm"]).model.cell.forget_bias

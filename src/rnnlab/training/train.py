@@ -145,6 +145,8 @@ def train(cfg: DictConfig) -> dict:
                                          run_config=run_config)
         ckpt_path = resume_checkpoint(cfg.resume, cfg) if cfg.get("resume") else None
         results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
+        results["fairness"] = {**model.fairness(), "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
+                               "gradient_clip_val": cfg.trainer.get("gradient_clip_val")}
         log.info("%s (%s, %d parameters) on %s", results["model"], results["impl"], model.num_parameters, spec.name)
 
         logger = build_logger(cfg.get("logger"), output_dir, f"{results['model']}-{spec.name}-s{cfg.seed}", group)
