@@ -19,12 +19,20 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.text import Perplexity
 
 from rnnlab.data.base import IGNORE_INDEX, DataSpec
 from rnnlab.model.sequence_model import SequenceModel
 
 STAGES = ("train", "val", "test")
+
+
+class LossPerplexity(MeanMetric):
+    """exp(mean cross-entropy per token), from the loss the step computed anyway: torchmetrics' Perplexity
+    takes the (B, T, V) logits and computes a second log-softmax over all of them every step, a cost that
+    grows with the vocabulary. Update with the batch's mean loss, weight = its tokens."""
+
+    def compute(self) -> Tensor:
+        return super().compute().exp()
 
 
 def _metrics(spec: DataSpec) -> MetricCollection:
@@ -35,7 +43,7 @@ def _metrics(spec: DataSpec) -> MetricCollection:
                                                            ignore_index=IGNORE_INDEX)})
     if spec.task == "multilabel":
         return MetricCollection({"nll": MeanMetric()})
-    return MetricCollection({"ppl": Perplexity(ignore_index=IGNORE_INDEX)})
+    return MetricCollection({"ppl": LossPerplexity()})
 
 
 def frame_nll(logits: Tensor, y: Tensor, lengths: Tensor | None) -> Tensor:
@@ -82,12 +90,13 @@ class SequenceLightningModule(L.LightningModule):
         else:
             flat_pred, flat_y = (pred.flatten(0, 1), y.flatten()) if pred.dim() == 3 else (pred, y)
             loss = F.cross_entropy(flat_pred, flat_y, ignore_index=IGNORE_INDEX)
-            if not language_modeling:  # Perplexity wants (B, T, V); accuracy wants flat rows
-                pred, y = flat_pred, flat_y
+            pred, y = flat_pred, flat_y
         B = x.shape[0]
         metrics = self.metrics[f"{stage}_metrics"]
         if self.spec.task == "multilabel":
             metrics.update(loss.detach(), weight=B)
+        elif language_modeling:
+            metrics.update(loss.detach(), weight=(y != IGNORE_INDEX).sum())
         else:
             metrics.update(pred.detach(), y)
         if stage == "train":
