@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from rnnlab.data.base import SequenceDataModule
@@ -36,6 +37,19 @@ SOURCES = ("random", "word2vec", "pretrained")
 ALGORITHMS = {"skipgram": 1, "cbow": 0}
 _MAX_SENTENCE = 10_000  # gensim silently cuts longer sentences: we split them instead
 CACHE_VERSION = 1  # bump when the cached content changes meaning
+
+
+def canonical_embedding_dim(cfg) -> None:
+    """``embeddings.dim`` is the embedding size; ``model.embedding_dim`` is its alias (conf/model/_base.yaml
+    links it there). A value set on the alias moves to ``embeddings.dim`` and the link is restored, so the
+    model, config.yaml and results.json all carry the size the model was built with."""
+    if OmegaConf.is_interpolation(cfg.model, "embedding_dim") or cfg.model.get("embedding_dim") is None:
+        return
+    alias = cfg.model.embedding_dim
+    if alias != cfg.embeddings.get("dim"):
+        log.info("model.embedding_dim=%s is an alias: embeddings.dim=%s", alias, alias)
+        cfg.embeddings.dim = alias
+    cfg.model.embedding_dim = "${embeddings.dim}"
 
 
 def prepare_embeddings(cfg, datamodule: SequenceDataModule, seed: int = 0) -> tuple[Tensor | None, dict]:

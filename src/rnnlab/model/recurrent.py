@@ -80,6 +80,7 @@ class RecurrentLayer(nn.Module):
                  for layer in range(num_layers) for _ in range(D)]
         self._cell_factory = cell
         self.cell_type = type(cells[0])
+        self.forget_bias = getattr(cells[0], "forget_bias", None)  # LSTM's b_f init, for results.json
         self.state_names = cells[0].state_names
         self.observer: Observer | None = None
         self.step_loop = not scan  # True: always loop cell.step, even where cell.scan would run

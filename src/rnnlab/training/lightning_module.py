@@ -19,12 +19,20 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.text import Perplexity
 
 from rnnlab.data.base import IGNORE_INDEX, DataSpec
 from rnnlab.model.sequence_model import SequenceModel
 
 STAGES = ("train", "val", "test")
+
+
+class LossPerplexity(MeanMetric):
+    """exp(mean cross-entropy per token), from the loss the step computed anyway: torchmetrics' Perplexity
+    takes the (B, T, V) logits and computes a second log-softmax over all of them every step, a cost that
+    grows with the vocabulary. Update with the batch's mean loss, weight = its tokens."""
+
+    def compute(self) -> Tensor:
+        return super().compute().exp()
 
 
 def _metrics(spec: DataSpec) -> MetricCollection:
@@ -35,7 +43,7 @@ def _metrics(spec: DataSpec) -> MetricCollection:
                                                            ignore_index=IGNORE_INDEX)})
     if spec.task == "multilabel":
         return MetricCollection({"nll": MeanMetric()})
-    return MetricCollection({"ppl": Perplexity(ignore_index=IGNORE_INDEX)})
+    return MetricCollection({"ppl": LossPerplexity()})
 
 
 def frame_nll(logits: Tensor, y: Tensor, lengths: Tensor | None) -> Tensor:
@@ -61,6 +69,7 @@ class SequenceLightningModule(L.LightningModule):
         self.metrics = nn.ModuleDict({f"{s}_metrics": _metrics(self.spec).clone(prefix=f"{s}/") for s in STAGES})
         self.train_loss = MeanMetric()
         self._carried: dict[str, tuple[Tensor, ...] | None] = {s: None for s in STAGES}
+        self._training_rng: Tensor | None = None  # torch's RNG state at the last training step's end
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
         return self.model(x, lengths, state)
@@ -81,12 +90,13 @@ class SequenceLightningModule(L.LightningModule):
         else:
             flat_pred, flat_y = (pred.flatten(0, 1), y.flatten()) if pred.dim() == 3 else (pred, y)
             loss = F.cross_entropy(flat_pred, flat_y, ignore_index=IGNORE_INDEX)
-            if not language_modeling:  # Perplexity wants (B, T, V); accuracy wants flat rows
-                pred, y = flat_pred, flat_y
+            pred, y = flat_pred, flat_y
         B = x.shape[0]
         metrics = self.metrics[f"{stage}_metrics"]
         if self.spec.task == "multilabel":
             metrics.update(loss.detach(), weight=B)
+        elif language_modeling:
+            metrics.update(loss.detach(), weight=(y != IGNORE_INDEX).sum())
         else:
             metrics.update(pred.detach(), y)
         if stage == "train":
@@ -112,13 +122,27 @@ class SequenceLightningModule(L.LightningModule):
         return True if connector is None else bool(connector.should_update_logs)
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        self._training_rng = torch.get_rng_state()  # the backward pass draws nothing: the step's end
+        return loss
 
     def validation_step(self, batch, batch_idx):
         return self._step(batch, "val")
 
     def test_step(self, batch, batch_idx):
         return self._step(batch, "test")
+
+    # ---- nothing between training steps may move training's random stream -------------------------
+    # Each validation run (the sanity check included) starts a DataLoader iterator, which draws its base
+    # seed from the global torch RNG, so dropout masks after it differed from a run that validated less
+    # often (and a run resumed at an epoch's end started one more). Every training step therefore starts
+    # from the state the previous one ended with (or the fit, or its checkpoint, started with):
+    # validation, checkpoints, diagnostics and loaders in between cannot change the trajectory.
+    def on_fit_start(self) -> None:
+        self._training_rng = torch.get_rng_state()
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        torch.set_rng_state(self._training_rng)
 
     def _reset_carry(self, stage: str) -> None:
         self._carried[stage] = None
@@ -135,7 +159,8 @@ class SequenceLightningModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Make the checkpoint self-describing (plain values only: it loads with weights_only=True)."""
         checkpoint["rnnlab"] = {"config": self.run_config, "spec": self.spec.to_dict(), "itos": self.spec.itos,
-                                "torch_rng_state": torch.get_rng_state()}
+                                "torch_rng_state": torch.get_rng_state() if self._training_rng is None
+                                else self._training_rng}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint.get("rnnlab", {}):  # dropout continues its random stream

@@ -1,6 +1,7 @@
-"""Config resolvers for packing sweep jobs onto one machine.
+"""Config resolvers: packing sweep jobs onto one machine, and the trainer's step limit.
 
-``${rnnlab.packed_jobs:2}``: jobs at once; ``${rnnlab.job_device:}``: this job's GPU, round-robin.
+``${rnnlab.packed_jobs:2}``: jobs at once; ``${rnnlab.job_device:}``: this job's GPU, round-robin;
+``${rnnlab.steps_unless_epochs:1500,${.max_epochs}}``: 1500 steps unless an epoch count is set.
 
 Registered when ``rnnlab`` is imported (run.py imports it before Hydra composes; launcher workers
 import it when they unpickle the task), so configs may use them anywhere.
@@ -48,8 +49,15 @@ def job_device() -> int | list[int]:
     return [int(HydraConfig.get().job.num) % gpus]
 
 
+def steps_unless_epochs(steps: int, max_epochs: int | None) -> int:
+    """Lightning ``max_steps``: ``steps`` when no epoch count is set (``max_epochs`` null or -1), else -1 (no
+    step limit), so ``trainer.max_epochs=1`` alone trains exactly one epoch."""
+    return int(steps) if max_epochs in (None, -1) else -1
+
+
 def register() -> None:
-    for name, function in (("rnnlab.packed_jobs", packed_jobs), ("rnnlab.job_device", job_device)):
+    for name, function in (("rnnlab.packed_jobs", packed_jobs), ("rnnlab.job_device", job_device),
+                           ("rnnlab.steps_unless_epochs", steps_unless_epochs)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, function)
 

@@ -23,9 +23,15 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnlab.cells.base import RecurrentCell
 from rnnlab.diagnostics.callback import GradientDiagnostics
-from rnnlab.model.embeddings import apply_embeddings, prepare_embeddings
+from rnnlab.model.embeddings import apply_embeddings, canonical_embedding_dim, prepare_embeddings
 from rnnlab.model.param_budget import build_model
-from rnnlab.training.callbacks import DivergenceGuard, ThroughputTimer, ValidationCurve, build_early_stopping
+from rnnlab.training.callbacks import (
+    DivergenceGuard,
+    EpochValidation,
+    ThroughputTimer,
+    ValidationCurve,
+    build_early_stopping,
+)
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.training.config_check import check_config
 from rnnlab.training.console import StepProgressBar, ignore_known_warnings
@@ -122,6 +128,7 @@ def train(cfg: DictConfig) -> dict:
     if cfg.get("skip_completed") and (done := completed_results(cfg, output_dir)) is not None:
         return done  # a resumed sweep: this run already finished with this config
     output_dir.mkdir(parents=True, exist_ok=True)
+    canonical_embedding_dim(cfg)  # model.embedding_dim=N is an alias of embeddings.dim=N
     OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     results = new_results(cfg)
     ignore_known_warnings()
@@ -155,6 +162,8 @@ def train(cfg: DictConfig) -> dict:
                                          run_config=run_config)
         ckpt_path = resume_checkpoint(cfg.resume, cfg) if cfg.get("resume") else None
         results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
+        results["fairness"] = {**model.fairness(), "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
+                               "gradient_clip_val": cfg.trainer.get("gradient_clip_val")}
         max_steps = cfg.trainer.get("max_steps") or -1
         length = f"{max_steps} steps" if max_steps > 0 else f"{cfg.trainer.get('max_epochs')} epochs"
         log.info("training %s (%s, %s parameters) on %s for %s -> %s", results["model"], results["impl"],
@@ -165,7 +174,8 @@ def train(cfg: DictConfig) -> dict:
             # the data set's name and size are logged too, so W&B can group runs by them
             logger.log_hyperparams({**run_config,
                                     "data_name": spec.name, "params": model.num_parameters})
-        callbacks = [ThroughputTimer(), DivergenceGuard(), StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps)]
+        callbacks = [ThroughputTimer(), DivergenceGuard(), EpochValidation(),
+                     StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps, cfg.get("checkpoint_history", False))]
         callbacks += [StepProgressBar()] if cfg.progress_bar else []
         callbacks += [ValidationCurve(output_dir)]
         early_stopping = build_early_stopping(cfg.get("early_stopping"), spec.baseline_loss)
