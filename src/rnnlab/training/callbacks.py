@@ -248,11 +248,13 @@ def build_early_stopping(settings, baseline_loss: float | None) -> ThresholdStop
 
 
 class EpochValidation(L.Callback):
-    """Clips ``trainer.val_check_interval`` (in steps) to the epoch: an interval longer than the epoch
-    would otherwise skip validation during a short training (``trainer.max_epochs=1``) altogether."""
+    """In a run bounded by epochs (``trainer.max_epochs=N``, ``max_steps`` -1), clips
+    ``trainer.val_check_interval`` (in steps) to the epoch: an interval longer than the epoch would
+    otherwise skip validation during a short training (``trainer.max_epochs=1``) altogether. A run bounded
+    by steps keeps counting the interval across epochs (tiny data sets have epochs of one batch)."""
 
     def on_train_start(self, trainer, pl_module) -> None:
         # Lightning has turned val_check_interval into val_check_batch by now (fit loop's setup_data)
         batches = trainer.num_training_batches
-        if isinstance(trainer.val_check_interval, int) and 0 < batches < float("inf"):
+        if trainer.max_steps == -1 and isinstance(trainer.val_check_interval, int) and 0 < batches < float("inf"):
             trainer.val_check_batch = min(trainer.val_check_batch, batches)
