@@ -41,7 +41,9 @@ ABLATION = {"old defaults (N(0,1) embeddings, torch head, dropout between layers
             "+ dropout on embeddings and output": [E_N, H_T, D_A],
             "all three (word_language_model's)": [E_U, H_U, D_A],
             "head U(-0.1, 0.1) + dropout all, N(0,1) embeddings": [E_N, H_U, D_A]}
-ARMS = ("peer", "fused", "unrolled", "fused+diag50")  # "+diag50": gradient diagnostics every 50 steps
+ARMS = ("peer", "peer+malloc", "fused", "unrolled", "fused+diag50")  # "+diag50": gradient diagnostics every 50 steps
+# "peer+malloc": the peer under the glibc thresholds our runs set (keep_freed_memory=true), from the environment
+PEER_MALLOC = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"}
 FORGET_BIAS_0, FORGET_BIAS_1 = "model.cell.forget_bias=0.0", "model.cell.forget_bias=1.0"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
 
@@ -82,12 +84,12 @@ def read_ours(out: Path) -> dict:
             "fairness": r.get("fairness")}
 
 
-def run_peer(peer: Path, corpus: Path, out: Path, cell: str) -> dict:
+def run_peer(peer: Path, corpus: Path, out: Path, cell: str, env: dict | None = None) -> dict:
     """The peer's main.py with its defaults and 1 epoch; tokens/s from its ms/batch lines."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "main.py", "--data", str(corpus), "--model", cell.upper(), "--epochs", "1",
            "--log-interval", "20", "--save", str(out / "model.pt")]
-    log = subprocess.run(cmd, cwd=peer, env=ENV, check=True, capture_output=True, text=True).stdout
+    log = subprocess.run(cmd, cwd=peer, env={**ENV, **(env or {})}, check=True, capture_output=True, text=True).stdout
     (out / "log.txt").write_text(log)
     batches, seconds, last = 0, 0.0, 0
     for done, ms in re.findall(r"\|\s*(\d+)/\s*\d+ batches \|.*?ms/batch\s+([\d.]+)", log):
@@ -122,14 +124,17 @@ def compare(corpus: Path, work: Path, peer: Path, rounds: int) -> dict:
     for round_ in range(rounds):  # A B A B: every arm once per round, in the same order
         for name, (cell, who) in arms.items():
             out = work / f"{name.replace('/', '_')}_{round_}"
-            if who == "peer":
-                runs[name].append(run_peer(peer, corpus, out, cell))
+            if who.startswith("peer"):
+                runs[name].append(run_peer(peer, corpus, out, cell, PEER_MALLOC if who == "peer+malloc" else None))
             else:
                 impl, _, diag = who.partition("+")
                 runs[name].append(run_ours(corpus, out, cell, impl,
                                            [f"diagnostics.every_n_steps={50 if diag else 0}"]))
             print(name, round_, {k: v for k, v in runs[name][-1].items() if k != "fairness"}, flush=True)
     return {"runs": runs}
+
+
+PEER_NAMES = {"peer": "word_language_model", "peer+malloc": "word_language_model, our malloc thresholds"}
 
 
 def median(runs: list[dict], key: str) -> float:
@@ -144,14 +149,17 @@ def write_compare(result: dict, path: Path) -> None:
               f"{result['load'][0]} / {result['load'][1]}. Medians over rounds; tokens/s is training tokens "
               "over the training loop's wall time without validation (ours: `loop_tokens_per_second`; "
               "the peer: its ms/batch lines)."), "",
-              "| cell | run | tokens/s | ours / peer | valid ppl | test ppl |", "|---|---|---:|---:|---:|---:|"]
+              "| cell | run | tokens/s | ours / peer | same round, min–max | valid ppl | test ppl |",
+              "|---|---|---:|---:|---:|---:|---:|"]
     for cell in ("lstm", "gru"):
         peer = runs[f"{cell}/peer"]
-        for who in ARMS:
+        for who in [a for a in ARMS if f"{cell}/{a}" in runs]:
             r = runs[f"{cell}/{who}"]
             ratio = median(r, "tokens_per_second") / median(peer, "tokens_per_second")
-            lines.append(f"| {cell.upper()} | {'word_language_model' if who == 'peer' else 'rnnlab ' + who} | "
-                         f"{median(r, 'tokens_per_second'):,.0f} | {ratio:.3f} | {median(r, 'valid_ppl'):.2f} | "
+            paired = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(r, peer)]  # run beside run
+            lines.append(f"| {cell.upper()} | {PEER_NAMES.get(who, 'rnnlab ' + who)} | "
+                         f"{median(r, 'tokens_per_second'):,.0f} | {ratio:.3f} | "
+                         f"{min(paired):.3f}–{max(paired):.3f} | {median(r, 'valid_ppl'):.2f} | "
                          f"{median(r, 'test_ppl'):.2f} |")
     path.write_text("\n".join(lines) + "\n")
 

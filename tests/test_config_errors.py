@@ -60,6 +60,7 @@ def test_a_sweep_records_a_bad_value_as_failed_and_builds_nothing(make_config, t
                                      "got -5; e.g. diagnostics.every_n_steps=50")),
     ("threads=0", "threads must be null or an integer ≥ 1, got 0; e.g. threads=1"),
     ("model.bidirectional=maybe", "model.bidirectional must be true or false, got 'maybe'"),
+    ("keep_freed_memory=maybe", "keep_freed_memory must be bool, got 'maybe'"),
     ("+data.seq_lenn=3", "unknown key `data.seq_lenn`: did you mean `data.seq_len`?"),
     ("+model.cell.forget_bais=2", "unknown key `model.cell.forget_bais`: did you mean `model.cell.forget_bias`?"),
 ])

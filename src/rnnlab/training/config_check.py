@@ -43,6 +43,7 @@ class RunKeys:
     checkpoint_every_n_steps: int = 250
     progress_bar: bool = True
     threads: int | None = None
+    keep_freed_memory: bool = True
 
 
 def _number(test):

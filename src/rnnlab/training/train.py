@@ -25,6 +25,7 @@ from rnnlab.cells.base import RecurrentCell
 from rnnlab.diagnostics.callback import GradientDiagnostics
 from rnnlab.model.embeddings import apply_embeddings, canonical_embedding_dim, prepare_embeddings
 from rnnlab.model.param_budget import build_model
+from rnnlab.training.allocator import keep_freed_memory
 from rnnlab.training.callbacks import (
     DivergenceGuard,
     EpochValidation,
@@ -138,6 +139,7 @@ def train(cfg: DictConfig) -> dict:
         check_devices(cfg.trainer)
         if cfg.get("threads"):
             torch.set_num_threads(int(cfg.threads))
+        results["keep_freed_memory"] = bool(cfg.get("keep_freed_memory", True)) and keep_freed_memory()
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         datamodule = instantiate(cfg.data)
         datamodule.prepare_data()
