@@ -4,8 +4,10 @@ glibc's malloc serves a large buffer (a language model's (B·T, V) logits are 14
 words) from ``mmap`` or from the heap's top, and gives it back to the kernel when it is freed: ``munmap``,
 or trimming the heap once its free top exceeds a threshold that glibc moves as it goes. Lightning's loop
 frees every buffer of a step before the next one starts, so each step faults the same pages in again,
-and the kernel's zeroing of them shows as system time: at word_language_model's setting that was a fifth
-of the epoch (benchmarks/allocator.md, and word_language_model beside us in benchmarks/wlm_compare.md).
+and the kernel's zeroing of them shows as system time. Whether a run falls into that pattern depends on the
+order its buffers happen to be freed in (glibc moves its thresholds as it goes): most runs at
+word_language_model's setting did, one in three did not (benchmarks/allocator.md; word_language_model itself
+beside us in benchmarks/wlm_compare.md).
 With both thresholds fixed the heap keeps its freed memory; the price is that the process keeps its peak
 heap resident. It is glibc's own tuning knob (``mallopt``, as
 ``GLIBC_TUNABLES=glibc.malloc.trim_threshold=…:glibc.malloc.mmap_threshold=…`` would set at start-up),
