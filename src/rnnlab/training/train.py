@@ -189,6 +189,11 @@ def train(cfg: DictConfig) -> dict:
         callbacks += [diagnostics] if diagnostics else []
         trainer = instantiate(cfg.trainer, logger=logger, callbacks=callbacks, default_root_dir=str(output_dir),
                               enable_progress_bar=bool(cfg.progress_bar), enable_checkpointing=True)
+        if torch.are_deterministic_algorithms_enabled():  # trainer.deterministic=true
+            # Runs repeat because torch picks deterministic algorithms. Its other default under that flag,
+            # filling every fresh buffer with NaN, only exposes ops that read memory they never wrote (ours
+            # write every buffer they read), and costs a few % of a language model's step: 700 × V logits.
+            torch.utils.deterministic.fill_uninitialized_memory = False
         if ckpt_path:
             log.info("resuming from %s", ckpt_path)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
