@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from conftest import compose_config
@@ -156,3 +157,47 @@ def test_a_resumed_run_keeps_the_steps_measured_before(make_config):
     arrays = load_arrays(first.output_dir)
     assert arrays["step"].tolist() == [0, 2, 3, 4, 5] and arrays["h_norm_mean"].shape[0] == 5
     assert resumed["gradients"]["end_step"] == 5 and len(arrays["param_names"]) == arrays["param_grad_norm"].shape[1]
+
+
+class _PreClipNorms(__import__("lightning").Callback):
+    """The truth: every step's gradient norm before clipping, read from the gradients themselves."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        grads = [p.grad.detach().norm() for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(float(torch.stack(grads).norm()))
+
+
+@pytest.mark.parametrize("clip", [2.7, 1e-9, 1e9, None])
+def test_the_clip_fraction_counts_every_step_between_measurements(clip, tmp_path):
+    """Clipping by norm hands its norm to the diagnostics (no second pass over the gradients); the fraction of
+    clipped steps per measurement must equal the one counted from each step's own pre-clipping norm."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from rnnlab.diagnostics.callback import GradientDiagnostics
+    from rnnlab.training.lightning_module import SequenceLightningModule
+
+    cfg = compose_config(["data.n_train=256", "data.batch_size=16", "data.seq_len=8", "model.hidden_size=8"],
+                         tmp_path / "run")
+    L.seed_everything(0, verbose=False)
+    data = instantiate(cfg.data)
+    data.prepare_data()
+    data.setup("fit")
+    model = instantiate(cfg.model, _partial_=True)(spec=data.spec)
+    module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer))
+    truth, diagnostics = _PreClipNorms(), GradientDiagnostics(every_n_steps=4, output_dir=tmp_path)
+    trainer = L.Trainer(max_steps=13, gradient_clip_val=clip, callbacks=[truth, diagnostics], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data)
+    arrays = diagnostics.arrays()
+    steps, measured = arrays["step"].tolist(), arrays["clip_fraction"].tolist()
+    assert steps == [0, 4, 8, 12] and len(truth.norms) == 13
+    clipped = [bool(clip) and n > clip for n in truth.norms]
+    expected = [float(np.mean(clipped[a + 1 if i else 0: b + 1])) for i, (a, b) in enumerate(zip([0] + steps, steps))]
+    assert measured == pytest.approx(expected)
+    if clip == 2.7:
+        assert 0 < sum(clipped) < len(clipped), truth.norms  # a mix, so a window off by one would show

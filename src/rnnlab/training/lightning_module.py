@@ -70,6 +70,7 @@ class SequenceLightningModule(L.LightningModule):
         self.train_loss = MeanMetric()
         self._carried: dict[str, tuple[Tensor, ...] | None] = {s: None for s in STAGES}
         self._training_rng: Tensor | None = None  # torch's RNG state at the last training step's end
+        self.clip_norm: tuple[int, Tensor] | None = None  # (step, gradient norm before clipping): the last clipped
 
     def forward(self, x: Tensor, lengths: Tensor | None = None, state=None):
         return self.model(x, lengths, state)
@@ -165,6 +166,15 @@ class SequenceLightningModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint.get("rnnlab", {}):  # dropout continues its random stream
             torch.set_rng_state(checkpoint["rnnlab"]["torch_rng_state"])
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's clipping; clipping by norm also keeps the total norm it measured before clipping,
+        ``clip_norm = (global_step, norm)``, so the gradient diagnostics need not read every gradient again."""
+        if gradient_clip_val and (gradient_clip_algorithm or "norm") == "norm":
+            params = self.trainer.precision_plugin.main_params(optimizer)
+            self.clip_norm = (self.trainer.global_step, torch.nn.utils.clip_grad_norm_(params, gradient_clip_val))
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
