@@ -4,6 +4,7 @@ end to end at smoke scale, through the report's verdicts, so the bundles never r
 import importlib.util
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -56,6 +57,16 @@ def test_every_multirun_of_the_gru_lstm_bundle_composes(scale):
         assert cfg.model.param_budget == module.TASKS[task][1]
 
 
+def test_the_learning_rate_search_looks_beyond_a_best_at_the_grids_edge():
+    module = bundle("claim_gru_lstm")
+    assert [module.next_rate(lr, up=True) for lr in (3e-4, 1e-3, 3e-3, 1e-2)] == [1e-3, 3e-3, 1e-2, 3e-2]
+    assert [module.next_rate(lr, up=False) for lr in (3e-4, 1e-3, 3e-3)] == [1e-4, 3e-4, 1e-3]
+    assert module.beyond_edge({3e-4: 2.0, 1e-3: 1.5, 3e-3: 1.2}) == 1e-2
+    assert module.beyond_edge({3e-4: 1.0, 1e-3: 1.5, 3e-3: 1.2}) == 1e-4
+    assert module.beyond_edge({3e-4: 2.0, 1e-3: 1.1, 3e-3: 1.2}) is None  # an interior best: the search is done
+    assert module.beyond_edge({1e-3: math.inf, 3e-3: math.inf}) is None  # every rate diverged: nothing to follow
+
+
 def run_bundle(name: str, out, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, str(ROOT / "experiments" / name / "run.py"), "--scale", "smoke",
@@ -95,7 +106,14 @@ def test_the_gru_lstm_bundle_runs_at_smoke_scale(tmp_path):
     chosen = json.loads((tmp_path / "published" / "lr_search.json").read_text())
     assert set(chosen["fashion_mnist"]) == {"rnn", "gru", "lstm"}
     for model, pick in chosen["fashion_mnist"].items():
-        assert len(pick["val_loss"]) == 2 and pick["lr"] in (1e-3, 3e-3)
+        rates = sorted(float(lr) for lr in pick["val_loss"])
+        # the grid, and one rate outwards for a cell whose best was at the grid's edge (smoke: extend 1)
+        assert rates in ([1e-3, 3e-3], [3e-4, 1e-3, 3e-3], [1e-3, 3e-3, 1e-2]), rates
+        edge = {1e-2: 3e-3, 3e-4: 1e-3}
+        if len(rates) == 3:  # the new rate was tried because the grid's best sat at that edge
+            tried = next(r for r in rates if r in edge)
+            assert min(rates[:2] if tried == 1e-2 else rates[1:], key=lambda r: pick["val_loss"][str(r)]) == edge[tried]
+        assert pick["lr"] in rates and pick["best_at_edge"] == (pick["lr"] in (rates[0], rates[-1]))
         seeds = sorted(json.loads(p.read_text())["seed"] for p in (tmp_path / "runs").glob(f"*_{model}_*/results.json"))
         assert seeds == [0, 1], model  # the search's seed-0 run at the chosen rate, and seed 1 trained after
     for results in (tmp_path / "runs").glob("*/results.json"):
