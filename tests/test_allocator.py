@@ -49,3 +49,16 @@ def test_results_json_says_whether_the_thresholds_were_set(make_config, tmp_path
     results = train(make_config([], name="on"))
     assert results["keep_freed_memory"] is True
     assert json.loads((tmp_path / "on" / "results.json").read_text())["keep_freed_memory"] is True
+
+
+@pytest.mark.skipif(not GLIBC, reason="the thresholds are glibc's")
+def test_the_allocator_bench_writes_its_table(tmp_path):
+    from rnnlab.bench.allocator import main
+
+    main(["--steps", "3", "--repeats", "1", "--setups", "default", "--out", str(tmp_path / "allocator")])
+    saved = json.loads((tmp_path / "allocator.json").read_text())
+    assert [(r["setup"], r["keep_freed_memory"], r["set"]) for r in saved["runs"]] == [("default", True, True),
+                                                                                      ("default", False, False)]
+    assert all(r["steps"] == 3 and r["minor_faults"] > 0 and r["tokens_per_s"] > 0 for r in saved["runs"])
+    table = (tmp_path / "allocator.md").read_text()
+    assert "| default |" in table and "speed-up" in table

@@ -17,11 +17,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rnnlab.bench.worker import save_tables, worker_result
 
 RESULTS = Path("benchmarks") / "allocator"
 SETUPS = {
@@ -62,9 +62,7 @@ def timed_run(setup: str, steps: int, keep: str) -> dict:
 
 def measure(setup: str, steps: int, keep: bool) -> dict:
     load = os.getloadavg()[0]
-    out = subprocess.run([sys.executable, "-c", WORKER, setup, str(steps), str(keep).lower()], check=True,
-                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
-    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    result = worker_result(WORKER, [setup, str(steps), str(keep).lower()], {**os.environ, "OMP_NUM_THREADS": "1"})
     return {"setup": setup, "keep_freed_memory": keep, "load_1min_before": load, **result}
 
 
@@ -119,11 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     loads = [r["load_1min_before"] for r in runs]
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "steps": args.steps, "repeats": args.repeats,
             "cores": len(os.sched_getaffinity(0)), "load_min": min(loads), "load_max": max(loads)}
-    rows = summarise(runs)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows, "runs": runs}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rows, runs, meta))
-    print(markdown(rows, runs, meta))
+    print(save_tables(args.out, meta, summarise(runs), runs, markdown))
 
 
 if __name__ == "__main__":

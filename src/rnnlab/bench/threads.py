@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rnnlab.bench.worker import save_tables, worker_result
+
 RESULTS = Path("benchmarks") / "threads"
 # the worker imports torch first, so the settings' environment alone decides OpenMP's wait policy
 WORKER = ("import sys, torch, json; from rnnlab.bench.threads import timed_run; "
@@ -70,13 +72,11 @@ def measure(label: str, threads: str, policy: str | None, steps: int, busy: bool
     load = _load()
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
-        out = subprocess.run([sys.executable, "-c", WORKER, str(steps), threads], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        result = worker_result(WORKER, [str(steps), threads], env)
     finally:
         if spinner is not None:
             spinner.kill()
             spinner.wait()
-    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
     return {"setting": label, "busy": busy, "load_1min_before": load, **result}
 
 
@@ -137,11 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     loads = [r["load_1min_before"] for r in runs]
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "steps": args.steps, "repeats": args.repeats, "cores": cores,
             "load_min": min(loads), "load_max": max(loads)}
-    rows = summarise(runs)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows, "runs": runs}, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(rows, runs, meta))
-    print(markdown(rows, runs, meta))
+    print(save_tables(args.out, meta, summarise(runs), runs, markdown))
 
 
 if __name__ == "__main__":
