@@ -38,17 +38,13 @@ def timed_run(setup: str, steps: int, keep: str) -> dict:
     """Train ``setup`` for ``steps`` steps in this process; faults and system time of the training call."""
     import resource
 
-    from hydra import compose, initialize_config_dir
-
+    from rnnlab.bench.overhead import compose_config
     from rnnlab.training.train import train
 
-    conf = Path(__file__).resolve().parents[3] / "conf"
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [*SETUPS[setup], f"trainer.max_steps={steps}", "trainer.limit_val_batches=2",
-                     "trainer.limit_test_batches=2", "diagnostics.every_n_steps=0", "logger=none",
-                     "progress_bar=false", "threads=1", f"keep_freed_memory={keep}", f"output_dir={tmp}"]
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
+        cfg = compose_config([*SETUPS[setup], f"trainer.max_steps={steps}", "trainer.limit_val_batches=2",
+                              "trainer.limit_test_batches=2", "diagnostics.every_n_steps=0", "logger=none",
+                              "progress_bar=false", "threads=1", f"keep_freed_memory={keep}", f"output_dir={tmp}"])
         before = resource.getrusage(resource.RUSAGE_SELF)
         results = train(cfg)
         after = resource.getrusage(resource.RUSAGE_SELF)

@@ -131,20 +131,19 @@ class GradientDiagnostics(L.Callback):
             self._probe.stop_observing()  # in case no backward ran
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        # Counting clipped steps needs each step's norm before clipping. Clipping by norm measured it already
-        # (SequenceLightningModule.clip_norm, the step before this one: clipping runs after this hook), so an
-        # unmeasured step reads that one number; clipping by value, or a module without clip_norm, is
-        # measured here. Reading every gradient again cost 2 % of a 2 × 200 LSTM language model's step.
+        # The clip fraction needs each step's norm before clipping: clipping by norm measured it (the module's
+        # clip_norm, one step late: clipping runs after this hook); reading every gradient again cost 2 % of a step.
         clip, step = trainer.gradient_clip_val, trainer.global_step
         measured = self._probe is not None and self._probe_step == step
-        previous = getattr(pl_module, "clip_norm", None)
-        by_norm = bool(clip) and trainer.gradient_clip_algorithm in (None, "norm") and hasattr(pl_module, "clip_norm")
-        if by_norm and previous is not None and previous[0] > self._counted_step:
-            self._count((previous[1] > clip).float())  # the last step, from its clipping
-            self._counted_step = previous[0]
-        if not measured and (by_norm or not clip):
-            if not clip:
-                self._count(None)
+        if clip and trainer.gradient_clip_algorithm in (None, "norm") and hasattr(pl_module, "clip_norm"):
+            previous = pl_module.clip_norm
+            if previous is not None and previous[0] > self._counted_step:  # the last step, from its clipping
+                self._count((previous[1] > clip).float())
+                self._counted_step = previous[0]
+            if not measured:
+                return  # this step is counted at the next one, from its clipping
+        elif not clip and not measured:
+            self._count(None)
             return
         grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
         if not grads:
