@@ -55,7 +55,7 @@ def read_pickle(path: Path) -> dict[str, list]:
         raise ValueError(f"{path}: not a readable music file ({type(error).__name__}: {error}); "
                          f"data=polyphonic reads {LAYOUTS}") from None
     if not isinstance(content, dict):
-        raise ValueError(f"{path}: a pickle of a {type(content).__name__}, not of a dict with train/valid/test; "
+        raise ValueError(f"{path}: a pickle of a {type(content).__name__}, not of a dict with train/valid/test; "  # noqa: TRY004
                          f"data=polyphonic reads {LAYOUTS}")
     return {split: _split(path, content, key) for split, key in PICKLE_KEYS.items()}
 
@@ -86,11 +86,11 @@ def _split(path: Path, content: dict, key: str):
 def roll_from_pitches(frames, where: str) -> np.ndarray:
     """(T, 88) uint8 from a list of frames of MIDI pitches; ``where`` names the piece in errors."""
     if not isinstance(frames, (list, tuple)):
-        raise ValueError(f"{where}: a {type(frames).__name__}, not a list of frames")
+        raise ValueError(f"{where}: a {type(frames).__name__}, not a list of frames")  # noqa: TRY004
     roll = np.zeros((len(frames), KEYS), dtype=np.uint8)
     for t, frame in enumerate(frames):
         if not isinstance(frame, (list, tuple, set, frozenset, np.ndarray)):
-            raise ValueError(f"{where}, frame {t}: a {type(frame).__name__}, not a list of MIDI pitches")
+            raise ValueError(f"{where}, frame {t}: a {type(frame).__name__}, not a list of MIDI pitches")  # noqa: TRY004
         for pitch in frame:
             if not isinstance(pitch, (int, np.integer)) or not LOWEST <= pitch < LOWEST + KEYS:
                 raise ValueError(f"{where}, frame {t}: pitch {pitch!r} is not a piano key's MIDI number "
@@ -118,7 +118,7 @@ def read_rolls(path: Path) -> tuple[str, dict[str, list[np.ndarray]]]:
     rolls = {}
     for split, pieces in content.items():
         if not isinstance(pieces, (list, tuple)):
-            raise ValueError(f"{path}: split '{names[split]}' is a {type(pieces).__name__}, not a list of pieces")
+            raise ValueError(f"{path}: split '{names[split]}' is a {type(pieces).__name__}, not a list of pieces")  # noqa: TRY004
         rolls[split] = []
         for i, piece in enumerate(pieces):
             where = f"{path}: split '{names[split]}', piece {i}"
