@@ -34,9 +34,11 @@ MAT_KEYS = {"train": "traindata", "val": "validdata", "test": "testdata"}
 LAYOUTS = ("a Boulanger-Lewandowski pickle (dict train/valid/test → pieces → frames → MIDI pitches 21…108) "
            "or its MATLAB .mat (traindata/validdata/testdata: cell arrays of (T, 88) 0/1 rolls)")
 # Pickles run code named in the file when loaded: only numpy's own reconstructors of arrays and scalars
-# (frames of numpy ints, rolls as arrays) are let through; anything else is another kind of file.
+# (frames of numpy ints, rolls as arrays) are let through, and the bytes decoder Python 3 writes into
+# protocol-2 pickles of them; anything else is another kind of file.
 NUMPY_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-                 for name in ("scalar", "_reconstruct")} | {("numpy", "dtype"), ("numpy", "ndarray")}
+                 for name in ("scalar", "_reconstruct")} | {("numpy", "dtype"), ("numpy", "ndarray"),
+                                                            ("_codecs", "encode")}
 
 
 class _PlainUnpickler(pickle.Unpickler):
