@@ -219,7 +219,7 @@ class ThresholdStopping(EarlyStopping):
 
 
 EARLY_STOPPING_KEYS = ("monitor", "mode", "stopping_threshold", "threshold_fraction_of_baseline", "patience",
-                       "min_delta")
+                       "min_delta", "restore_best")  # restore_best: rnnlab.training.best_weights
 
 
 def build_early_stopping(settings, baseline_loss: float | None) -> ThresholdStopping | None:

@@ -66,6 +66,7 @@ RANGES = {
     "optimizer.lr": (_number(lambda v: v > 0), "a positive number", "1e-3"),
     "trainer.max_steps": (_integer(lambda v: v == -1 or v >= 1), "a positive integer (or -1: no limit)", "1500"),
     "data.batch_size": (_integer(lambda v: v >= 1), "a positive integer", "64"),
+    "weight_noise.sigma": (lambda v: v is None or _number(lambda s: s >= 0)(v), "null (off) or a number ≥ 0", "0.075"),
 }
 
 

@@ -26,6 +26,7 @@ from rnnlab.diagnostics.callback import GradientDiagnostics
 from rnnlab.model.embeddings import apply_embeddings, canonical_embedding_dim, prepare_embeddings
 from rnnlab.model.param_budget import build_model
 from rnnlab.training.allocator import keep_freed_memory
+from rnnlab.training.best_weights import BestWeights
 from rnnlab.training.callbacks import (
     DivergenceGuard,
     EpochValidation,
@@ -41,6 +42,7 @@ from rnnlab.training.loggers import build_logger, finish_wandb
 from rnnlab.training.resolvers import usable_cores
 from rnnlab.training.summary import print_summary
 from rnnlab.training.sweep_resume import completed_results
+from rnnlab.training.weight_noise import build_weight_noise
 
 log = logging.getLogger(__name__)
 METRIC_KEYS = ("val/loss", "test/loss", "test/acc", "test/ppl")  # always present; others added when logged
@@ -164,8 +166,11 @@ def train(cfg: DictConfig) -> dict:
                                          run_config=run_config)
         ckpt_path = resume_checkpoint(cfg.resume, cfg) if cfg.get("resume") else None
         results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
+        weight_noise = build_weight_noise(cfg.get("weight_noise"), cfg.seed)
         results["fairness"] = {**model.fairness(), "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
-                               "gradient_clip_val": cfg.trainer.get("gradient_clip_val")}
+                               "gradient_clip_val": cfg.trainer.get("gradient_clip_val"),
+                               "weight_noise": {"sigma": weight_noise.sigma if weight_noise else None,
+                                                "applies_to": "weights: parameters of 2+ dimensions, not biases"}}
         max_steps = cfg.trainer.get("max_steps") or -1
         length = f"{max_steps} steps" if max_steps > 0 else f"{cfg.trainer.get('max_epochs')} epochs"
         log.info("training %s (%s, %s parameters) on %s for %s -> %s", results["model"], results["impl"],
@@ -176,12 +181,16 @@ def train(cfg: DictConfig) -> dict:
             # the data set's name and size are logged too, so W&B can group runs by them
             logger.log_hyperparams({**run_config,
                                     "data_name": spec.name, "params": model.num_parameters})
-        callbacks = [ThroughputTimer(), DivergenceGuard(), EpochValidation(),
+        callbacks = [ThroughputTimer(), *([weight_noise] if weight_noise else []), DivergenceGuard(), EpochValidation(),
                      StepCheckpoint(output_dir, cfg.checkpoint_every_n_steps, cfg.get("checkpoint_history", False))]
         callbacks += [StepProgressBar()] if cfg.progress_bar else []
         callbacks += [ValidationCurve(output_dir)]
         early_stopping = build_early_stopping(cfg.get("early_stopping"), spec.baseline_loss)
         callbacks += [early_stopping] if early_stopping else []
+        stopping = cfg.get("early_stopping") or {}
+        best = BestWeights(stopping.get("monitor") or "val/loss", stopping.get("mode") or "min") \
+            if stopping.get("restore_best") else None
+        callbacks += [best] if best else []
         every = (cfg.get("diagnostics") or {}).get("every_n_steps") or 0  # 0: off
         log10_range = (cfg.get("diagnostics") or {}).get("heatmap_log10_range")
         diagnostics = GradientDiagnostics(every, output_dir, heatmap_log10_range=tuple(log10_range) if log10_range
@@ -200,6 +209,8 @@ def train(cfg: DictConfig) -> dict:
         results.update(ThroughputTimer.read(trainer))
         if early_stopping:
             results["early_stopping"] = early_stopping.read(trainer)
+        if best:
+            results.setdefault("early_stopping", {}).update(best.read())
         if diagnostics is not None:
             results["gradients"].update(diagnostics.summary())
         divergence = DivergenceGuard.read(trainer)
