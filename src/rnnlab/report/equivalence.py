@@ -83,6 +83,6 @@ def close_verdict(claim: dict, summaries: dict) -> tuple[str, dict]:
     control = control_check(claim, summaries, bound)
     numbers["negative_control"] = control
     if control["spoils"] and (verdict == "HOLDS" or "margin_of_gap" in claim):
-        return "INCONCLUSIVE", {**numbers, "reason": f"negative control: {control['reason']} "
-                                                     f"(the pair alone: {verdict}, {numbers['reason']})"}
+        return "INCONCLUSIVE", {**numbers, "reason": f"negative control: {control['reason']} (the pair alone: "
+                                                     f"{verdict})"}
     return verdict, numbers

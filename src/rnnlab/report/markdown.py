@@ -65,7 +65,8 @@ def decided_by(verdict: dict) -> str:
         if control := numbers.get("negative_control"):
             c_low, c_high = control["difference_ci95"]
             parts.append(f"negative control {control['compared']} − {control['reference']} = "
-                         f"{_num(control['difference'])}, 95 % CI [{_num(c_low)}, {_num(c_high)}]: {control['reason']}")
+                         f"{_num(control['difference'])}, 95 % CI [{_num(c_low)}, {_num(c_high)}] (the same rule: "
+                         f"{control['verdict']})")
     if "too_few_runs" in numbers:
         parts.append(f"fewer than {numbers['min_runs']} measured ok runs: {', '.join(numbers['too_few_runs'])}")
     return "; ".join(parts)

@@ -1,7 +1,7 @@
 """``runs.csv``: one row per run, enough to recompute every verdict without the sweep directory.
 
 Columns are the dotted paths the claims use (``select`` keys, ``by``, ``metric``, ``relative_to``) beside a
-fixed set: the run's directory, its group (configuration minus seed), cell, data, T, seed, the hyper-
+fixed set: the run's directory, its group (a 10-hex id of the configuration minus seed), cell, data, T, seed, the hyper-
 parameters, final metrics, updates trained, updates-to-solve (censored at the budget when unsolved),
 solved and status. Empty cell: not measured.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -46,8 +47,8 @@ def row_of(run: Run, columns: list[str]) -> dict:
     for column in columns:
         if column == "run":
             value = run.path.name
-        elif column == "group":
-            value = json.dumps(dict(run.group_key()), sort_keys=True)
+        elif column == "group":  # the seeds of one configuration share it
+            value = hashlib.sha1(json.dumps(run.group_key()).encode()).hexdigest()[:10]
         elif column == "status":
             value = run.status
         elif column == "updates_to_solve":

@@ -1,6 +1,11 @@
 """Run an experiment bundle (experiments/claim_*/run.py): several Hydra multiruns into one directory, then the
 report, then RUN.md (the exact command, git commit, wall time, machine) beside the published report.
 
+A bundle that tunes a hyper-parameter does it here, the same way for every cell: the same trials (the same
+values, drawn once: :func:`log_uniform_draws`) on tuning seeds (:data:`TUNING_SEED` and up) that are never
+evidence seeds (0 … n−1); :func:`search_trials` reads every trial back and :func:`choose` picks the best, or
+stops the bundle with one line naming the failures when no trial of a cell succeeded.
+
 Every multirun passes ``skip_completed=true``: rerunning the same command resumes, finished runs are not
 trained again. Jobs run ``hydra/launcher=packed`` (``jobs`` processes of one thread each) unless told otherwise.
 """
@@ -13,12 +18,66 @@ import shlex
 import shutil
 import subprocess
 import sys
+import json
+import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+import yaml
 
-PUBLISHED = ("report.md", "verdicts.json", "aggregate.json", "summary.md", "*.png")  # what the report writes that is committed as evidence
+PUBLISHED = ("report.md", "verdicts.json", "aggregate.json", "summary.md", "runs.csv", "*.png")  # committed as evidence
+TUNING_SEED = 1000  # the search's seeds start here; evidence runs use 0 … n−1, never a tuning run
+
+
+class SearchFailed(RuntimeError):
+    """No trial of a cell succeeded: the message is the one line that names the failures."""
+
+
+def log_uniform_draws(n: int, low: float, high: float, seed: int) -> list[float]:
+    """``n`` learning rates exp(U(low, high)), drawn once from ``seed`` and rounded to 3 significant digits
+    (Chung et al. 2014: 10 draws of exp(U(−12, −6))); every cell gets these same values."""
+    rng = np.random.default_rng(seed)
+    return [float(f"{math.exp(x):.3g}") for x in rng.uniform(low, high, size=n)]
+
+
+def search_trials(search_dir: Path, pattern: str, key: str = "optimizer.lr") -> list[dict]:
+    """Every trial below ``search_dir`` matching ``pattern``: {model, value (of ``key``), seed, status,
+    val_loss (None unless ok and finite), run, error}."""
+    trials = []
+    for path in sorted(search_dir.glob(f"{pattern}/results.json")):
+        results = json.loads(path.read_text())
+        node = yaml.safe_load((path.parent / "config.yaml").read_text()) if (path.parent / "config.yaml").exists() else {}
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        loss = (results.get("metrics") or {}).get("val/loss")
+        ok = results.get("status") == "ok" and isinstance(loss, (int, float)) and math.isfinite(loss)
+        trials.append({"model": results.get("model"), "value": node, "seed": results.get("seed"),
+                       "status": results.get("status") or "failed", "val_loss": loss if ok else None,
+                       "run": path.parent.name, "error": results.get("error")})
+    return trials
+
+
+def choose(trials: list[dict], where: str) -> dict:
+    """The trial with the lowest val/loss; :class:`SearchFailed` (one line naming every trial and why) when
+    no trial succeeded or there is none."""
+    done = [t for t in trials if t["val_loss"] is not None]
+    if done:
+        return min(done, key=lambda t: t["val_loss"])
+    if not trials:
+        raise SearchFailed(f"{where}: the search found no trial run (results.json); nothing to choose from")
+    failures = "; ".join(f"{t['run']}: {t['status']}" + (f" ({t['error']})" if t.get("error") else "")
+                         for t in trials)
+    raise SearchFailed(f"{where}: every one of {len(trials)} search trials failed or diverged, so no value is "
+                       f"chosen and the bundle stops: {failures}")
+
+
+def divergence_counts(trials: list[dict]) -> dict:
+    """{trials, ok, diverged, failed, diverged_fraction} over a cell's search trials (Collins et al. 2017)."""
+    counts = {s: sum(t["status"] == s for t in trials) for s in ("ok", "diverged")}
+    counts["failed"] = len(trials) - counts["ok"] - counts["diverged"]
+    return {"trials": len(trials), **counts, "diverged_fraction": counts["diverged"] / len(trials) if trials else None}
 
 
 def multirun(root: Path, sweep_dir: Path, label: str, overrides: list[str], jobs: int = 2) -> None:
