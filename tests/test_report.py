@@ -129,6 +129,9 @@ def test_report_command_writes_report_verdicts_aggregate_and_figures(sweep, tmp_
     assert [(g["data"], g["n"]) for g in aggregate] == [("adding", 3), ("adding", 1), ("adding", 3), ("copy", 1)]
     report = (out / "report.md").read_text()
     assert "| **gru_below_rnn**: the GRU has fewer parameters than the RNN | **FAILS** |" in report
+    rows = (out / "runs.csv").read_text().splitlines()  # one row per run, the failed one too
+    assert len(rows) == 1 + 8 and rows[0].startswith("run,group,model,data,task,data.seq_len,seed,status,")
+    assert sum(",failed," in row for row in rows) == 1
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert {"adding_final_metric.png", "adding_T10_gradients.png", "copy_final_metric.png"} <= set(pngs)
     assert all(f"]({name})" in report for name in pngs)

@@ -27,8 +27,18 @@ import sys
 import time
 from pathlib import Path
 
-from rnnlab.training.bundle import (TUNING_SEED, SearchFailed, choose, divergence_counts, git_commit,
-                                    log_uniform_draws, multirun, publish, report, search_trials)
+from rnnlab.training.bundle import (
+    TUNING_SEED,
+    SearchFailed,
+    choose,
+    divergence_counts,
+    git_commit,
+    log_uniform_draws,
+    multirun,
+    publish,
+    report,
+    search_trials,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -30,8 +30,8 @@ import json
 import operator
 
 from rnnlab.report.aggregate import counts_line, group_runs
-from rnnlab.report.runs import MISSING, Run
 from rnnlab.report.equivalence import BOUND_KEYS, close_verdict
+from rnnlab.report.runs import MISSING, Run
 from rnnlab.report.solving import DERIVED, derived_value
 from rnnlab.report.stats import summarise
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from rnnlab.report.aggregate import counts_line, group_runs
 from rnnlab.report.claims import collect_claims, evaluate_all
 from rnnlab.report.figures import save_figures
-from rnnlab.report.markdown import report_markdown
 from rnnlab.report.literature import literature_section
+from rnnlab.report.markdown import report_markdown
 from rnnlab.report.runs import load_runs
 from rnnlab.report.runs_table import write_runs_csv
 from rnnlab.report.solving import save_fraction_solved

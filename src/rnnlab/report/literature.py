@@ -22,7 +22,7 @@ def collect_literature(runs: list[Run], problems: list[str]) -> list[dict]:
     seen: dict[str, dict] = {}
     for run in runs:
         for i, entry in enumerate((run.config or {}).get("literature") or []):
-            if not isinstance(entry, dict) or (missing := [k for k in REQUIRED if k not in entry]):
+            if not isinstance(entry, dict) or any(k not in entry for k in REQUIRED):
                 line = (f"{run.path / 'config.yaml'}: literature[{i}] needs {', '.join(REQUIRED)}; got {entry!r}")
                 if line not in problems:
                     problems.append(line)
@@ -56,8 +56,8 @@ def literature_section(runs: list[Run], problems: list[str]) -> list[str]:
     """report.md's "Beside the literature" section (empty when the experiment declares no entry)."""
     lines = []
     for entry in collect_literature(runs, problems):
-        lines += ["", f"### {entry['source']}", "", f"`{entry['metric']}` of the runs selected by "
-                  f"`{entry.get('select') or {}}`, per {entry['by']}:", "",
+        lines += ["", f"### {entry['source']}", "", (f"`{entry['metric']}` of the runs selected by "
+                                                     f"`{entry.get('select') or {}}`, per {entry['by']}:"), "",
                   f"| {entry['by']} | ours | theirs | ours − theirs |", "|---|---|---|---|"]
         for row in compare(entry, runs):
             diff = "–" if row["difference"] is None else f"{row['difference']:+.3g}"

@@ -101,7 +101,7 @@ def fraction_solved_figure(data: str, groups) -> Figure | None:
     for ax, length in zip(axes, lengths):
         for group, (x, y, n) in by_length[length]:
             rest = ", ".join(f"{k}={v}" for k, v in group.labels.items() if k not in ("model.name", "data.seq_len"))
-            label = f"{group.model}{' (' + rest + ')' if rest else ''}: {int(round(y[-1] * n))}/{n} solved"
+            label = f"{group.model}{' (' + rest + ')' if rest else ''}: {round(y[-1] * n)}/{n} solved"
             ax.step(x, y, where="post", color=MODEL_COLOURS.get(group.model), label=label)
         ax.set(title=f"T = {length}", xlabel="updates", ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)

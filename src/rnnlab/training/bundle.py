@@ -12,14 +12,14 @@ trained again. Jobs run ``hydra/launcher=packed`` (``jobs`` processes of one thr
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import platform
 import shlex
 import shutil
 import subprocess
 import sys
-import json
-import math
 import time
 from pathlib import Path
 
