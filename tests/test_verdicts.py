@@ -17,7 +17,7 @@ from rnnlab.report.claims import check, evaluate
 from rnnlab.report.literature import literature_section
 from rnnlab.report.runs import load_runs
 from rnnlab.report.runs_table import read_runs_csv, write_runs_csv
-from rnnlab.report.solving import fraction_solved_curve, fraction_solved_figure, updates_to_solve
+from rnnlab.report.solving import fraction_solved_curve, fraction_solved_figure, solved_section, updates_to_solve
 
 BASELINE = 0.167
 # test losses per cell over 5 seeds: a and b far apart, c overlapping a, d overlapping a's reverse side
@@ -144,6 +144,9 @@ def test_updates_to_solve_is_read_from_the_curve_and_censored_at_the_budget(tmp_
     fig = fraction_solved_figure("adding", group_runs(runs)["adding"])
     (ax,) = fig.axes
     assert ax.get_title() == "T = 100" and ax.get_legend().get_texts()[0].get_text() == "gru: 2/3 solved"
+    section = solved_section(group_runs(runs))
+    assert section[1] == "## Solved (fraction of seeds, updates-to-solve)"
+    assert section[-1] == "| model=gru | 2/3 | 300 | 200, 300 |"  # median of 200, 300 and the censored run
     solved = verdict_of(tmp_path, {"kind": "fraction", "metric": "solved", "op": "eq", "value": 1, "min_runs": 3})
     assert solved["verdict"] == "FAILS" and solved["numbers"]["groups"][0]["passing"] == 2  # 2/3 < 0.8
 

@@ -21,7 +21,7 @@ from rnnlab.report.literature import literature_section
 from rnnlab.report.markdown import report_markdown
 from rnnlab.report.runs import load_runs
 from rnnlab.report.runs_table import write_runs_csv
-from rnnlab.report.solving import save_fraction_solved
+from rnnlab.report.solving import save_fraction_solved, solved_section
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     for data, paths in save_fraction_solved(by_data, out_dir).items():
         figures.setdefault(data, []).extend(paths)
     write_runs_csv(runs, collect_claims(runs, []), out_dir / "runs.csv")
-    beside = literature_section(runs, problems)
+    beside = literature_section(runs, problems) + solved_section(by_data)
     problems += [line for run in runs for line in run.problems]
     command = "python -m rnnlab.report " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     (out_dir / "report.md").write_text(report_markdown(command, counts_line(runs), by_data, verdicts, figures, problems,

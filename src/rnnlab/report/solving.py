@@ -86,6 +86,51 @@ def fraction_solved_curve(runs: list[Run]) -> tuple[np.ndarray, np.ndarray, int]
     return x, y, len(judged)
 
 
+def solved_row(runs: list[Run]) -> dict | None:
+    """{judged, solved, fraction, median (None when fewer than half solved: it lies beyond the budget),
+    budget, solved_updates}: one configuration's seeds, or None when none has a solved threshold."""
+    judged = [j for j in (updates_to_solve(r) for r in runs) if j[1] is not None]
+    if not judged:
+        return None
+    solved = sorted(u for u, s in judged if s)
+    ordered = sorted(u if s else float("inf") for u, s in judged)  # censored at the end: beyond every event
+    median = float(np.median(ordered)) if len(solved) * 2 > len(judged) else None
+    return {"judged": len(judged), "solved": len(solved), "fraction": len(solved) / len(judged), "median": median,
+            "budget": max(u for u, _ in judged), "solved_updates": solved}
+
+
+def solved_section(by_data: dict) -> list[str]:
+    """report.md's "Solved" section: per data set and configuration, seeds solved and updates-to-solve."""
+    lines = []
+    for data, groups in by_data.items():
+        rows = [(g, row) for g in groups if (row := solved_row(g.runs)) is not None]
+        if not rows:
+            continue
+        lines += ["", f"### {data}", "", "| configuration | solved | median updates-to-solve | solved runs' updates |",
+                  "|---|---|---|---|"]
+        for group, row in rows:
+            median = f"{row['median']:,.0f}" if row["median"] is not None else f"> {row['budget']:,.0f} (budget)"
+            solved = ", ".join(f"{u:,.0f}" for u in row["solved_updates"]) or "–"
+            lines.append(f"| {group.label()} | {row['solved']}/{row['judged']} | {median} | {solved} |")
+    if not lines:
+        return []
+    return ["", "## Solved (fraction of seeds, updates-to-solve)", "",
+            "A run is solved at its first validation at or below its threshold (`early_stopping`); an unsolved "
+            "run counts at its budget (censored), so the median is beyond the budget when fewer than half solved.",
+            *lines]
+
+
+def _short_label(group) -> str:
+    """The model and what else tells its configuration apart (unset keys and the bundle's task name left out)."""
+    rest = [f"{k.rsplit('.', 1)[-1].replace('_', ' ')} {v}" for k, v in group.labels.items()
+            if k not in ("model.name", "data.seq_len", "bundle_task") and v is not None]
+    return group.model + (f" ({', '.join(rest)})" if rest else "")
+
+
+def _linestyle(group) -> str:
+    return "--" if group.labels.get("bundle_task") not in (None, "main") else "-"
+
+
 def fraction_solved_figure(data: str, groups) -> Figure | None:
     """One panel per T: fraction of seeds solved against updates, one step curve per configuration."""
     by_length: dict = defaultdict(list)
@@ -96,19 +141,17 @@ def fraction_solved_figure(data: str, groups) -> Figure | None:
     if not by_length:
         return None
     lengths = sorted(by_length, key=lambda t: (not isinstance(t, (int, float)), t if isinstance(t, (int, float)) else 0))
-    fig = Figure(figsize=(4.2 * len(lengths), 3.8), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 4.6 * len(lengths)), 4.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(lengths), sharey=True))
     for ax, length in zip(axes, lengths):
         for group, (x, y, n) in by_length[length]:
-            rest = ", ".join(f"{k}={v}" for k, v in group.labels.items() if k not in ("model.name", "data.seq_len"))
-            label = f"{group.model}{' (' + rest + ')' if rest else ''}: {round(y[-1] * n)}/{n} solved"
-            ax.step(x, y, where="post", color=MODEL_COLOURS.get(group.model), label=label)
+            ax.step(x, y, where="post", color=MODEL_COLOURS.get(group.model), ls=_linestyle(group),
+                    label=f"{_short_label(group)}: {round(y[-1] * n)}/{n} solved")
         ax.set(title=f"T = {length}", xlabel="updates", ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize="x-small", loc="upper left")
     axes[0].set_ylabel("fraction of seeds solved")
-    fig.suptitle(f"{data}: fraction of seeds solved (val/loss ≤ the solved threshold) against updates;\n"
-                 "an unsolved run counts until its budget (censored), never dropped")
+    fig.suptitle(f"{data}: fraction of seeds solved against updates\n(an unsolved run counts until its budget)")
     return fig
 
 
