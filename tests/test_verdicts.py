@@ -17,7 +17,12 @@ from rnnlab.report.claims import check, evaluate
 from rnnlab.report.literature import literature_section
 from rnnlab.report.runs import load_runs
 from rnnlab.report.runs_table import read_runs_csv, write_runs_csv
-from rnnlab.report.solving import fraction_solved_curve, fraction_solved_figure, solved_section, updates_to_solve
+from rnnlab.report.solving import (
+    fraction_solved_curve,
+    fraction_solved_figure,
+    solved_section,
+    updates_to_solve,
+)
 
 BASELINE = 0.167
 # test losses per cell over 5 seeds: a and b far apart, c overlapping a, d overlapping a's reverse side

@@ -115,8 +115,8 @@ def solved_section(by_data: dict) -> list[str]:
     if not lines:
         return []
     return ["", "## Solved (fraction of seeds, updates-to-solve)", "",
-            "A run is solved at its first validation at or below its threshold (`early_stopping`); an unsolved "
-            "run counts at its budget (censored), so the median is beyond the budget when fewer than half solved.",
+            ("A run is solved at its first validation at or below its threshold (`early_stopping`); an unsolved "
+             "run counts at its budget (censored), so the median is beyond the budget when fewer than half solved."),
             *lines]
 
 
