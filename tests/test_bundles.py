@@ -152,6 +152,8 @@ def test_the_gru_lstm_bundle_runs_at_smoke_scale(tmp_path):
         assert json.loads(results.read_text())["status"] == "ok"
     check_verdicts(tmp_path / "published", "claim_gru_lstm")
     assert len((tmp_path / "published" / "runs.csv").read_text().splitlines()) == 1 + 6
+    table = (tmp_path / "published" / "lr_search.md").read_text()
+    assert all(f"| chorales | {model} | " in table for model in ("rnn", "gru", "lstm"))  # divergence per cell
 
 
 @pytest.mark.slow
@@ -163,3 +165,22 @@ def test_a_search_where_every_trial_failed_stops_the_bundle_with_one_line(tmp_pa
     assert len(errors) == 1 and "learning-rate search, chorales, rnn" in errors[0], done.stderr[-3000:]
     assert "every one of 2 search trials failed or diverged" in errors[0]
     assert not (tmp_path / "lr_search.json").exists() and not (tmp_path / "published" / "lr_search.json").exists()
+
+
+def test_publishing_removes_evidence_that_this_report_did_not_write(tmp_path):
+    from rnnlab.training.bundle import publish, search_table
+
+    sweep, folder = tmp_path / "sweep", tmp_path / "published"
+    sweep.mkdir()
+    folder.mkdir()
+    (sweep / "report.md").write_text("# Report\n")
+    (sweep / "adding_fraction_solved.png").write_bytes(b"png")
+    (folder / "copy_T200_gradients.png").write_bytes(b"old")  # a task the new protocol no longer runs
+    (folder / "README.md").write_text("kept")
+    publish(sweep, folder, ["python", "run.py"], 1.0, [["seed=0"]], "abc", "smoke")
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "RUN.md", "adding_fraction_solved.png",
+                                                         "report.md"]
+    pick = {"lr": 0.00152, "val_loss_of_best": 8.61234, "divergence": {"trials": 10, "ok": 8, "diverged": 2,
+                                                                       "failed": 0, "diverged_fraction": 0.2}}
+    table = search_table({"protocol": {}, "jsb": {"rnn": pick}})
+    assert table.splitlines()[-1] == "| jsb | rnn | 0.00152 | 8.612 | 10 | 8 | 2 | 0 | 0.20 |"

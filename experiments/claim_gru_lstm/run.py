@@ -15,8 +15,8 @@ beside it music21's Bach chorales (the same recipe, offline) and the KJV languag
 
 JSB Chorales: the Boulanger-Lewandowski file (pickle or .mat; README's data table says where to get it).
 Every multirun passes skip_completed=true: the same command resumes. The report's files, lr_search.json
-(every trial's rate, seed, status and validation NLL; the chosen rates; divergence per cell over the search)
-and RUN.md go to --publish (default: this folder). Arguments after ``--`` are passed to every run.
+(every trial's rate, seed, status and validation NLL; the chosen rates; divergence per cell over the search),
+lr_search.md (that as a table) and RUN.md go to --publish (default: this folder). Arguments after ``--`` are passed to every run.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from rnnlab.training.bundle import (
     multirun,
     publish,
     report,
+    search_table,
     search_trials,
 )
 
@@ -134,11 +135,13 @@ def main(argv: list[str]) -> int:
             multirun(ROOT, out / "runs", f"{task}_{model}", evidence, args.jobs)
             plan.append(evidence)
     (out / "lr_search.json").write_text(json.dumps(chosen, indent=2) + "\n")
+    (out / "lr_search.md").write_text(search_table(chosen))
     code = report(ROOT, out / "runs", min_runs=scale["seeds"] if args.scale == "smoke" else None)
     if args.publish != "none":
         publish(out / "runs", Path(args.publish), ["python", *sys.argv], time.perf_counter() - started, plan,
                 commit, args.scale)
         (Path(args.publish) / "lr_search.json").write_text(json.dumps(chosen, indent=2) + "\n")
+        (Path(args.publish) / "lr_search.md").write_text(search_table(chosen))
     return code
 
 
