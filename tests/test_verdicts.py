@@ -40,6 +40,7 @@ def write_run(root: Path, model: str, seed: int, loss: float, status: str = "ok"
                "early_stopping": {"stopped": False, "step": None, "threshold": 0.05 * BASELINE,
                                   "monitor": "val/loss", "reason": None}}
     config = {"seed": seed, "model": {"name": model, "hidden_size": 8}, "data": {"seq_len": seq_len},
+              "trainer": {"max_steps": steps},
               "optimizer": {"lr": 0.001}, "early_stopping": {"threshold_fraction_of_baseline": 0.05}}
     (run / "results.json").write_text(json.dumps(results))
     (run / "config.yaml").write_text(yaml.safe_dump(config))
@@ -139,11 +140,14 @@ def test_fraction_claims_end_in_four_words(sweep, model, min_runs, verdict):
 
 def test_updates_to_solve_is_read_from_the_curve_and_censored_at_the_budget(tmp_path):
     threshold = 0.05 * BASELINE
-    write_run(tmp_path, "gru", 0, 0.001, curve=[(100, 0.15), (200, threshold * 0.99), (300, 0.001)], steps=300)
-    write_run(tmp_path, "gru", 1, 0.001, curve=[(100, 0.15), (200, 0.1), (300, threshold)], steps=300)
+    write_run(tmp_path, "gru", 0, 0.001, curve=[(100, 0.15), (200, threshold * 0.99), (300, 0.001)], steps=400)
+    write_run(tmp_path, "gru", 1, 0.001, curve=[(100, 0.15), (200, 0.1), (300, threshold)], steps=400)
     write_run(tmp_path, "gru", 2, 0.16, curve=[(100, 0.16), (400, 0.16)], steps=400)
+    write_run(tmp_path, "gru", 3, 0.16, status="diverged", curve=[(100, 0.16), (200, float("nan"))], steps=400)
     runs, _ = load_runs([tmp_path])
-    assert [updates_to_solve(r) for r in runs] == [(200.0, True), (300.0, True), (400.0, False)]
+    # a run that diverged unsolved is censored at its budget, not where it stopped
+    assert [updates_to_solve(r) for r in runs] == [(200.0, True), (300.0, True), (400.0, False), (400.0, False)]
+    runs = runs[:3]
     x, y, n = fraction_solved_curve(runs)
     assert n == 3 and list(x) == [0, 200, 300, 400] and list(y) == pytest.approx([0, 1 / 3, 2 / 3, 2 / 3])
     fig = fraction_solved_figure("adding", group_runs(runs)["adding"])

@@ -2,9 +2,9 @@
 
 A run is *solved* at the first validation whose ``val/loss`` ≤ the run's own "solved" threshold: its
 ``early_stopping.threshold_fraction_of_baseline`` × the data's baseline loss (adding: MSE; copy: cross-
-entropy), or ``early_stopping.stopping_threshold``. A run that never gets there is *censored* at the updates
-it trained (its budget, or where it diverged): it counts in the denominator of the fraction solved and is
-never dropped. A run without a threshold (a task with nothing to solve) has no updates-to-solve.
+entropy), or ``early_stopping.stopping_threshold``. A run that never gets there is *censored* at its budget
+(``trainer.max_steps``, also when it diverged or stopped earlier): it counts in the denominator of the
+fraction solved and is never dropped. A run without a threshold (a task with nothing to solve) has no updates-to-solve.
 
 The figure ``<data>_fraction_solved.png`` draws, per T and per configuration, the fraction of its runs
 solved by n updates against n (Kaplan–Meier without censoring before the end: every run is followed to its
@@ -35,21 +35,22 @@ def solve_threshold(run: Run) -> float | None:
     return fraction * baseline if fraction is not None and baseline else None
 
 
-def trained_updates(run: Run) -> float | None:
-    """The updates the run trained: results.json's steps, else the divergence step, else the curve's last."""
+def budget_updates(run: Run) -> float | None:
+    """Where an unsolved run is censored: its budget (``trainer.max_steps``), whether it trained to it, stopped
+    on patience or diverged before; else (a run bounded by epochs) the updates it trained."""
+    budget = run.number("trainer.max_steps")
+    if budget is not None and budget > 0:
+        return budget
     steps = run.number("steps")
     if steps is not None:
         return steps
-    diverged = run.number("divergence.step")
-    if diverged is not None:
-        return diverged
     curve = run.val_curve()
     return float(curve["step"][-1]) if curve is not None and len(curve["step"]) else None
 
 
 def updates_to_solve(run: Run) -> tuple[float | None, bool | None]:
-    """(updates, solved): the first validation step at or below the threshold and True, or the updates
-    trained (censored) and False; (None, None) for a failed run, or one with no threshold or no curve."""
+    """(updates, solved): the first validation step at or below the threshold and True, or the budget
+    (censored) and False; (None, None) for a failed run, or one with no threshold or no curve."""
     threshold = solve_threshold(run)
     if threshold is None or run.status not in ("ok", "diverged"):
         return None, None
@@ -59,7 +60,7 @@ def updates_to_solve(run: Run) -> tuple[float | None, bool | None]:
     reached = np.flatnonzero(curve[MONITOR] <= threshold)  # NaN compares False: a diverged value never solves
     if reached.size:
         return float(curve["step"][reached[0]]), True
-    return trained_updates(run), False
+    return budget_updates(run), False
 
 
 def derived_value(run: Run, name: str) -> float | None:
