@@ -105,7 +105,8 @@ def test_claims_hold_fail_or_lack_runs_with_the_numbers(sweep):
     group = verdicts["rnn_smaller"]["numbers"]["groups"][0]
     assert (group["tested"], group["passing"], group["fraction"]) == (3, 3, 1.0)
     order = verdicts["gru_below_rnn"]["numbers"]
-    assert order["pairs"] == [{"lower": "gru", "upper": "rnn", "means_ascend": False, "cis_apart": False}]
+    # reversed with the intervals apart (parameter counts do not vary over seeds): FAILS, not INCONCLUSIVE
+    assert order["pairs"] == [{"lower": "gru", "upper": "rnn", "means_ascend": False, "cis_apart": True}]
     assert order["groups"]["gru"]["runs"] == "4 runs: 3 ok, 0 diverged, 1 failed"  # the failed run is counted
     assert order["groups"]["rnn"]["mean"] < order["groups"]["gru"]["mean"]
     assert verdicts["five_seeds"]["numbers"]["groups"][0]["tested"] == 3
@@ -128,6 +129,9 @@ def test_report_command_writes_report_verdicts_aggregate_and_figures(sweep, tmp_
     assert [(g["data"], g["n"]) for g in aggregate] == [("adding", 3), ("adding", 1), ("adding", 3), ("copy", 1)]
     report = (out / "report.md").read_text()
     assert "| **gru_below_rnn**: the GRU has fewer parameters than the RNN | **FAILS** |" in report
+    rows = (out / "runs.csv").read_text().splitlines()  # one row per run, the failed one too
+    assert len(rows) == 1 + 8 and rows[0].startswith("run,group,model,data,task,data.seq_len,seed,status,")
+    assert sum(",failed," in row for row in rows) == 1
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert {"adding_final_metric.png", "adding_T10_gradients.png", "copy_final_metric.png"} <= set(pngs)
     assert all(f"]({name})" in report for name in pngs)

@@ -2,7 +2,7 @@
 
 Reads every run below the directories, groups seeds of one configuration, evaluates the claims the runs'
 configs declare, and writes into the first directory (or ``--out``): ``report.md``, ``verdicts.json``,
-``aggregate.json`` and the PNG figures. A problem (an empty directory, an unreadable file) is one line on
+``aggregate.json``, ``runs.csv`` (one row per run) and the PNG figures. A problem (an empty directory, an unreadable file) is one line on
 stderr and the rest is still reported; the exit code is non-zero only when no run could be read.
 """
 
@@ -15,16 +15,19 @@ import sys
 from pathlib import Path
 
 from rnnlab.report.aggregate import counts_line, group_runs
-from rnnlab.report.claims import evaluate_all
+from rnnlab.report.claims import collect_claims, evaluate_all
 from rnnlab.report.figures import save_figures
+from rnnlab.report.literature import literature_section
 from rnnlab.report.markdown import report_markdown
 from rnnlab.report.runs import load_runs
+from rnnlab.report.runs_table import write_runs_csv
+from rnnlab.report.solving import save_fraction_solved, solved_section
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m rnnlab.report", description=(
         "Aggregate the runs below one or more directories (seeds grouped: mean ± std, 95 % CI), evaluate "
-        "the claims their experiment config declares (HOLDS / FAILS / NOT ENOUGH RUNS) and draw the figures."))
+        "the claims their experiment config declares (HOLDS / FAILS / INCONCLUSIVE / NOT ENOUGH RUNS) and draw the figures."))
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="sweep (multirun) or run directories")
     parser.add_argument("--out", help="where report.md, verdicts.json, aggregate.json and the PNGs go "
                         "(default: the first DIR)")
@@ -50,9 +53,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     verdicts = evaluate_all(runs, problems, args.min_runs)
     figures = save_figures(by_data, out_dir)
+    for data, paths in save_fraction_solved(by_data, out_dir).items():
+        figures.setdefault(data, []).extend(paths)
+    write_runs_csv(runs, collect_claims(runs, []), out_dir / "runs.csv")
+    beside = literature_section(runs, problems) + solved_section(by_data)
     problems += [line for run in runs for line in run.problems]
     command = "python -m rnnlab.report " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    (out_dir / "report.md").write_text(report_markdown(command, counts_line(runs), by_data, verdicts, figures, problems))
+    (out_dir / "report.md").write_text(report_markdown(command, counts_line(runs), by_data, verdicts, figures, problems,
+                                                       beside))
     (out_dir / "verdicts.json").write_text(json.dumps(verdicts, indent=2) + "\n")
     aggregate = [g.as_dict() for groups in by_data.values() for g in groups]
     (out_dir / "aggregate.json").write_text(json.dumps(aggregate, indent=2) + "\n")

@@ -18,7 +18,8 @@ import yaml
 MISSING = object()  # a dotted path that leads nowhere (None is a value: "not measured")
 # How a run executes, not what it computes: two runs that differ only here are seeds of one configuration.
 RUN_ONLY_KEYS = frozenset({"output_dir", "threads", "progress_bar", "skip_completed", "logger", "resume",
-                           "checkpoint_every_n_steps", "diagnostics", "claims", "claims_min_runs"})
+                           "checkpoint_every_n_steps", "diagnostics", "claims", "claims_min_runs",
+                           "literature"})
 
 
 def dig(tree, dotted: str):
