@@ -20,8 +20,10 @@ benchmarks/claims_shapes.md) the LSTM's fused kernel (oneDNN) is clearly the fas
 T = 100) and the RNN's scan at every shape (1.2–1.3×); elsewhere the two paths lie within about 10 % of
 each other, and unrolled is kept, because then a run's weights do not depend on whether diagnostics are
 on, bit for bit. The rule is per cell, not per shape: the shapes where it misses the faster path by more
-than 5 % (the GRU at H = 128, T ≥ 200; the LSTM at H = 128, T = 100) moved between runs of the bench on
-this shared machine, so a shape table fitted to them would fit noise. On CUDA the fused kernel is cuDNN, which a Python loop over
+than 5 % in the committed table (the GRU at H = 128, T ≥ 200; the LSTM at H = 128, T = 100) changed size
+or sign between three runs of the bench on this shared machine (LSTM, H = 128, T = 100: unrolled / fused
+0.84, 1.11, 1.09), so a shape table fitted to them would fit noise; the GRU at H = 128, T ≥ 200 is the
+candidate for one (fused ahead in all three, by 1–14 %). On CUDA the fused kernel is cuDNN, which a Python loop over
 time steps does not reach: fused for every cell (not measured here: no GPU on the benchmark machine).
 """
 
