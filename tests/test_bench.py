@@ -102,3 +102,18 @@ def test_compile_cost_is_measured_against_the_scan_and_reported(tmp_path):
     write_markdown(result, tmp_path / "cpu.md")
     line = next(x for x in (tmp_path / "cpu.md").read_text().splitlines() if x.startswith("| rnn |"))
     assert f"{row['vs_unrolled']:.2f}×" in line and line.endswith(" |")
+
+
+def test_claims_bench_times_every_path_and_writes_its_files(tmp_path):
+    result = speed.main(["--claims", "--out", str(tmp_path), "--rounds", "1", "--hidden", "8", "--seq-len", "6,9"])
+    data = json.loads((tmp_path / "claims_shapes.json").read_text())
+    assert data["rows"] == json.loads(json.dumps(result["rows"])) and data["threads"] == 1
+    assert {(r["cell"], r["seq_len"]) for r in data["rows"]} == {(c, t) for c in ("rnn", "lstm", "gru") for t in (6, 9)}
+    assert [entry["seq_len"] for entry in data["loads"]] == [6, 9] and data["loads"][0]["loadavg_1m_before"] >= 0
+    for r in data["rows"]:
+        assert r["faster_path"] in ("fused", "unrolled") and r["auto_path"] in ("fused", "unrolled")
+        assert min(r[f"{p}_ms"] for p in ("fused", "unrolled", "auto", "measured")) > 0
+        assert r["auto_diag50_ms"] == pytest.approx((49 * r["auto_ms"] + r["measured_ms"]) / 50)  # one round
+    table = (tmp_path / "claims_shapes.md").read_text()
+    assert "1-minute load average" in table and "Targets: auto ≥ 0.95×" in table
+    assert sum(line.startswith(("| rnn | 8 |", "| lstm | 8 |", "| gru | 8 |")) for line in table.splitlines()) == 12

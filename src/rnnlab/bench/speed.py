@@ -1,4 +1,5 @@
-"""Speed benchmark: ``python -m rnnlab.bench [--quick] [--out benchmarks/]``.
+"""Speed benchmark: ``python -m rnnlab.bench [--quick] [--out benchmarks/]`` (``--claims``: the claims' shapes,
+:mod:`rnnlab.bench.claims`).
 
 For every shape × cell × implementation it times forward + backward of the recurrent layer on one
 batch and reports the median over rounds (with min and max), tokens/s, peak memory and the **ratio
@@ -20,6 +21,7 @@ import argparse
 import contextlib
 import json
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -202,6 +204,12 @@ def _inductor_cache(directory: str):
 def main(argv: list[str] | None = None) -> dict:
     from rnnlab.bench.markdown import machine, write_markdown
     from rnnlab.bench.overhead import overhead_section
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--claims" in argv:  # the claims' shapes, every path: its own options (rnnlab.bench.claims)
+        from rnnlab.bench.claims import main as claims_main
+
+        return claims_main([a for a in argv if a != "--claims"])
 
     parser = argparse.ArgumentParser(prog="python -m rnnlab.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one tiny shape, few rounds, no compile (a smoke test)")

@@ -11,7 +11,8 @@
 
 ``reset_after=False`` (the default) is the equations above; ``reset_after=True`` is the cuDNN
 variant. ``reset_after=None`` (the config default) means the equations above when unrolled and
-the cuDNN variant when ``model.impl=fused``, the only form torch.nn.GRU has; the run logs which.
+the cuDNN variant when ``model.impl=fused`` or ``auto``, the only form torch.nn.GRU has; results.json's
+``fairness.gru_variant`` says which ran.
 Both variants have the same parameters.
 """
 
@@ -40,7 +41,7 @@ class GRUCell(RecurrentCell):
     def prepare_for_fused(self) -> None:
         if self._reset_after_requested is False:
             raise ValueError(
-                "model.impl=fused runs torch.nn.GRU, which only computes the reset-after variant "
+                "model.impl=fused (and auto) runs torch.nn.GRU, which only computes the reset-after variant "
                 "r_t ⊙ (h_{t-1} W_hh + b_hh); set model.cell.reset_after=true (or null), "
                 "or use model.impl=unrolled for the textbook form")
         self.reset_after = True

@@ -3,7 +3,7 @@
 Every ``diagnostics.every_n_steps`` training steps (always at step 0, i.e. at initialisation, and at
 the last step), one training step is measured with :class:`~rnnlab.diagnostics.probe.GradientProbe`:
 
-1. ‖∂L/∂h_t‖ per time step, layer and direction (``model.impl=unrolled``), batch mean and max;
+1. ‖∂L/∂h_t‖ per time step, layer and direction (``model.impl=unrolled`` or ``auto``), batch mean and max;
 2. ‖∂L/∂x_t‖ at the input of the first recurrent layer (both implementations; the measure of record
    when the model is fused);
 3. ‖∂L/∂W‖ split by gate (GRU W_xr, W_hr, W_xz, W_hz, W_xh, W_hh and biases; LSTM i, f, c̃, o;
@@ -107,7 +107,7 @@ class GradientDiagnostics(L.Callback):
         self.meta = {"model": str(getattr(model, "name", "")), "impl": model.recurrent.impl,
                      "cell": model.recurrent.cell_type.__name__, "data": model.spec.name,
                      "seed": str((getattr(pl_module, "run_config", None) or {}).get("seed", "")),
-                     "measured_on": "h" if model.recurrent.impl == "unrolled" else "x"}
+                     "measured_on": "x" if model.recurrent.impl == "fused" else "h"}
         if trainer.global_step > 0 and (self.output_dir / NPZ).exists():  # resumed: keep what was measured
             with np.load(self.output_dir / NPZ) as saved:
                 keep = saved["step"] < trainer.global_step

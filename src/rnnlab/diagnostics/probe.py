@@ -2,7 +2,8 @@
 
 :class:`GradientProbe` attaches to a :class:`~rnnlab.model.sequence_model.SequenceModel` for one forward/backward:
 
-- ‖∂L/∂h_t‖ for every time step, layer and direction (``model.impl=unrolled`` only): the
+- ‖∂L/∂h_t‖ for every time step, layer and direction (``model.impl=unrolled`` or ``auto``, whose
+  measured steps run our cells: :mod:`rnnlab.model.auto_path`): the
   recurrent layer's ``observer`` puts a tensor hook on every h_t; the hook receives the *total*
   gradient of the loss with respect to h_t, through the output at t and through h_{t+1}, …
   (for an LSTM this is the gradient w.r.t. h_t, not c_t). On the fast path the hooked h_t is a
@@ -72,7 +73,7 @@ def recurrent_parameters(layer: RecurrentLayer) -> list[dict[str, Tensor | None]
     """The live parameters of each layer·direction, by cell name (weight_ih, …), for both implementations."""
     out = []
     for i in range(layer.num_layers * layer.num_directions):
-        if layer.impl == "unrolled":
+        if layer.impl != "fused":
             out.append({name: getattr(layer.cells[i], name) for name, _ in PARAM_KINDS})
         else:
             out.append({name: getattr(layer.rnn, layer._fused_key(i, name).removeprefix("rnn."), None)
@@ -122,7 +123,7 @@ class GradientProbe:
     def __init__(self, model, lengths: Tensor | None = None, gates: bool = True) -> None:
         self.model, self.layer = model, model.recurrent
         self.lengths = lengths
-        self.gates = gates and self.layer.impl == "unrolled"
+        self.gates = gates and self.layer.impl != "fused"
         self._h: dict[int, dict[int, Tensor]] = {}  # layer·D + direction -> step -> (B,) norms
         self._x: Tensor | None = None  # (B, T) per-sample ‖∂L/∂x_t‖
         self._leaf: Tensor | None = None  # an input we made require grad
@@ -133,10 +134,10 @@ class GradientProbe:
 
     @property
     def cells(self) -> list:
-        return list(self.layer.cells) if self.layer.impl == "unrolled" else []
+        return list(self.layer.cells) if self.layer.impl != "fused" else []
 
     def attach(self) -> GradientProbe:
-        if self.layer.impl == "unrolled":
+        if self.layer.impl != "fused":  # auto: the observer sends this step through our cells
             self.layer.observer = self._observe_h
         self.model.input_observer = self._observe_x
         for cell in self.cells if self.gates else []:

@@ -3,6 +3,8 @@
 ``impl="unrolled"`` runs our cells; ``impl="fused"`` runs the cell's ``torch.nn`` counterpart (cuDNN on
 a GPU). Both hold the same parameters: the fused module is initialised from the same cells, so one seed
 gives one model, and state dicts load across implementations (keys are converted on load).
+``impl="auto"`` holds our cells and trains each step on the faster of the two over their parameters,
+measured steps on the cells (:mod:`rnnlab.model.auto_path`).
 
 Unrolled runs one of two paths, which compute the same numbers (tests hold them equal in float64):
 
@@ -33,9 +35,10 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.cells.base import RecurrentCell, State
+from rnnlab.model.auto_path import faster_path, fused_kernel, point_at
 from rnnlab.model.step_loop import Observer, compiled_loop, loop
 
-IMPLS = ("unrolled", "fused")
+IMPLS = ("unrolled", "fused", "auto")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
@@ -86,7 +89,12 @@ class RecurrentLayer(nn.Module):
         self.step_loop = not scan  # True: always loop cell.step, even where cell.scan would run
         self.compile = bool(compile)
         self._compiled_steps: dict[tuple, tuple[int, Callable]] = {}  # (cell class, unpadded) -> (batch, block)
-        if impl == "unrolled":
+        self.auto_path: str | None = None  # impl=auto: "fused"/"unrolled" pins the unmeasured steps' path (tests)
+        self._kernel: list[nn.RNNBase] = []  # impl=auto: the fused kernel over the cells' parameters, built on use
+        if impl != "fused":
+            if impl == "auto":
+                for c in cells:
+                    c.prepare_for_fused()  # the twin computes the fused kernel's function (GRU: reset-after)
             self.cells = nn.ModuleList(cells)
             self.dropout = nn.Dropout(self.dropout_p)
         else:
@@ -129,7 +137,7 @@ class RecurrentLayer(nn.Module):
         has_fused = any(k.startswith(prefix + "rnn.") for k in state_dict)
         if self.impl == "fused" and has_cells and not has_fused:
             converted = self._cells_to_fused(state_dict, prefix)
-        elif self.impl == "unrolled" and has_fused and not has_cells:
+        elif self.impl != "fused" and has_fused and not has_cells:
             converted = self._fused_to_cells(state_dict, prefix)
         else:
             return
@@ -144,7 +152,7 @@ class RecurrentLayer(nn.Module):
 
     def unrolled_cells(self) -> list[RecurrentCell]:
         """Our cells with this layer's current weights (fresh copies when fused), index layer·D + direction."""
-        if self.impl == "unrolled":
+        if self.impl != "fused":
             return list(self.cells)
         cells = self._build_cells()
         sd = self._fused_to_cells({f"rnn.{k}": v.detach() for k, v in self.rnn.named_parameters()})
@@ -177,17 +185,38 @@ class RecurrentLayer(nn.Module):
                 lengths = None  # no padding: skip the masking work
         if state is None:
             state = self.init_state(B, x.device, x.dtype)
-        if self.impl == "fused":
+        if self.path(x.device.type) == "fused":
             return self._forward_fused(x, lengths, state)
         return self._forward_unrolled(x, lengths, state)
 
+    def path(self, device_type: str = "cpu") -> str:
+        """The path the next forward runs on that device: ``"fused"`` or ``"unrolled"``. Under auto, a measured
+        step (an observer, or gates recorded) runs our cells; any other the rule's faster path."""
+        if self.impl != "auto":
+            return self.impl
+        if self.observer is not None or any(c.record is not None for c in self.cells):
+            return "unrolled"
+        return self.auto_path or faster_path(self.cell_type, device_type)
+
+    def fused_module(self) -> nn.RNNBase:
+        """The ``torch.nn`` module the fused path runs: its own (impl=fused), or over the cells' parameters (auto)."""
+        if self.impl == "fused":
+            return self.rnn
+        if not self._kernel:
+            self._kernel.append(fused_kernel(self.cells[0], self.input_size, self.hidden_size, self.num_layers,
+                                             self.bidirectional, self.dropout_p))
+        names = self._cells_to_fused({f"cells.{i}.{n}": p for i, c in enumerate(self.cells)
+                                      for n, p in c.named_parameters()})
+        return point_at(self._kernel[0], {k.removeprefix("rnn."): p for k, p in names.items()}, self.training)
+
     def _forward_fused(self, x: Tensor, lengths: Tensor | None, state: State) -> tuple[Tensor, State]:
         hx = state if len(state) > 1 else state[0]
+        rnn = self.fused_module()
         if lengths is None:
-            out, final = self.rnn(x, hx)
+            out, final = rnn(x, hx)
         else:
             packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            out, final = self.rnn(packed, hx)
+            out, final = rnn(packed, hx)
             out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out, (final if isinstance(final, tuple) else (final,))
 
@@ -262,8 +291,8 @@ class RecurrentLayer(nn.Module):
         return result
 
     def __getstate__(self) -> dict:
-        """Pickling and deep copies leave the compiled functions behind (they are rebuilt on use)."""
-        return {**self.__dict__, "_compiled_steps": {}}
+        """Pickling and deep copies leave the compiled functions and auto's kernel behind (rebuilt on use)."""
+        return {**self.__dict__, "_compiled_steps": {}, "_kernel": []}
 
     def extra_repr(self) -> str:
         return (f"{self.cell_type.__name__}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "

@@ -15,11 +15,20 @@ from torch import Tensor, nn
 
 from rnnlab.cells.base import RecurrentCell, State
 from rnnlab.data.base import DataSpec
+from rnnlab.model.auto_path import paths_by_device
 from rnnlab.model.recurrent import RecurrentLayer
 
 POOLINGS = ("last", "mean", "max")
 DROPOUT_PLACEMENTS = ("all", "between_layers")
 INITS = {"embedding_init": ("uniform", "normal"), "head_init": ("uniform", "torch")}
+
+
+def gru_variant(layer: RecurrentLayer) -> str | None:
+    """Which GRU ran, for results.json: "reset_after" (torch.nn's: fused and auto) or "textbook"; None: not a GRU."""
+    if layer.impl == "fused":
+        return "reset_after" if layer.rnn.mode == "GRU" else None
+    reset_after = getattr(layer.cells[0], "reset_after", None)
+    return None if reset_after is None else "reset_after" if reset_after else "textbook"
 
 
 class SequenceModel(nn.Module):
@@ -98,7 +107,9 @@ class SequenceModel(nn.Module):
                 "head_init": (f"U(-{self.init_range}, {self.init_range}), bias 0" if self.head_init == "uniform"
                               else "torch nn.Linear default"),
                 "dropout": self.recurrent.dropout_p, "dropout_placement": self.dropout_placement,
-                "forget_bias": self.recurrent.forget_bias, "cell": cell.__name__}
+                "forget_bias": self.recurrent.forget_bias, "cell": cell.__name__,
+                "gru_variant": gru_variant(self.recurrent),
+                "auto_train_path": paths_by_device(cell) if self.recurrent.impl == "auto" else None}
 
     def forward(self, x: Tensor, lengths: Tensor | None = None,
                 state: State | None = None) -> tuple[Tensor, State]:
