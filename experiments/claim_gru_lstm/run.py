@@ -46,6 +46,10 @@ ROOT = HERE.parents[1]
 EXPERIMENT = "claim_gru_lstm"
 MODELS = ("rnn", "gru", "lstm")
 CHUNG_SIZES = {"rnn": 100, "gru": 46, "lstm": 36}  # Chung et al. 2014, Table 1: ≈20K parameters with 88 keys
+# The LSTM trains on torch's fused kernel over our cells' weights (model.impl=auto: 1.45x faster steps on CPU at
+# these sizes, benchmarks/claims_shapes.md); the GRU keeps our textbook cell (Cho et al.'s, Chung's), which auto
+# would swap for torch's reset-after variant; the tanh RNN's scan is as fast as torch's.
+IMPL = {"rnn": "unrolled", "gru": "unrolled", "lstm": "auto"}
 LOG_LR_RANGE = (-12.0, -6.0)  # Chung et al. 2014: lr = exp(U(−12, −6))
 DRAW_SEED = 2014              # the draws, once, for every cell and task
 # per task: data overrides, per-cell size overrides, whether Chung's weight noise applies
@@ -62,15 +66,17 @@ SCALES = {
     # ≤ 120 min on 2 CPU cores, 2 jobs × 1 thread (README): Chung's 10 draws, 5 seeds, ≤ 5,000 updates,
     # early stopping after 10 validations (1,000 updates) without improvement; no word-level LM (GPU)
     "cpu": {"seeds": 5, "draws": 10, "tasks": ["jsb", "chorales", "kjv_char"], "weight_noise": 0.075, "extra": [
-        "trainer.max_steps=5000", "trainer.val_check_interval=100", "early_stopping.patience=10"]},
+        "trainer.max_steps=5000", "trainer.val_check_interval=100", "early_stopping.patience=10",
+        "early_stopping.restore_best=true"]},
     # Chung et al. 2014 trained to convergence with early stopping: a GPU (add trainer=gpu)
     "paper": {"seeds": 5, "draws": 10, "tasks": list(TASKS), "weight_noise": 0.075, "extra": [
-        "trainer.max_steps=50000", "trainer.val_check_interval=250", "early_stopping.patience=20"]},
-    # seconds: the test suite runs it so the bundle never rots (the report judges claims on 2 seeds). No weight
-    # noise: the key arrives with data=polyphonic (branch music); the cpu and paper scales use it.
-    "smoke": {"seeds": 2, "draws": 2, "tasks": ["chorales"], "weight_noise": None, "extra": [
+        "trainer.max_steps=50000", "trainer.val_check_interval=250", "early_stopping.patience=20",
+        "early_stopping.restore_best=true"]},
+    # seconds: the test suite runs it so the bundle never rots (the report judges claims on 2 seeds)
+    "smoke": {"seeds": 2, "draws": 2, "tasks": ["chorales"], "weight_noise": 0.075, "extra": [
         "trainer.max_steps=4", "trainer.val_check_interval=2", "trainer.limit_val_batches=2",
-        "trainer.limit_test_batches=2", "early_stopping.patience=5", "data.max_chorales=12"]},
+        "trainer.limit_test_batches=2", "early_stopping.patience=5", "early_stopping.restore_best=true",
+        "data.max_chorales=12"]},
 }
 
 
@@ -83,7 +89,8 @@ def task_overrides(task: str, model: str, scale: str, extra: list[str], jsb: str
     data, sizes, noisy = TASKS[task]
     data = [o.replace("{jsb}", str(jsb)) for o in data]
     noise = SCALES[scale]["weight_noise"]
-    return [f"experiment={EXPERIMENT}", *data, f"model={model}", *sizes[model], f"bundle_task={task}",
+    return [f"experiment={EXPERIMENT}", *data, f"model={model}", f"model.impl={IMPL[model]}", *sizes[model],
+            f"bundle_task={task}",
             *([f"weight_noise.sigma={noise}"] if noisy and noise is not None else []), *SCALES[scale]["extra"], *extra]
 
 
