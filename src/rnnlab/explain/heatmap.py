@@ -11,7 +11,6 @@ r_t → 0 resets (h̃_t ignores h_{t−1}); z_t → 1 holds the old state; f_t �
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -283,11 +282,11 @@ def log_to_wandb(png: Path, cfg: DictConfig, run_dir: str | Path, top: dict | No
     """Log the figure (and the top tokens) to the active W&B run, or to a new offline-capable one."""
     import wandb
 
-    from rnnlab.training.loggers import wandb_api_key_available
+    from rnnlab.training.loggers import wandb_api_key_available, wandb_mode
 
     own = wandb.run is None
     if own:
-        mode = os.environ.get("WANDB_MODE") or ("online" if wandb_api_key_available() else "offline")
+        mode = wandb_mode() or ("online" if wandb_api_key_available() else "offline")
         project = (cfg.get("logger") or {}).get("project") or "rnnlab"
         wandb.init(project=project, dir=str(run_dir), job_type="explain", mode=mode,
                    name=f"explain-{Path(run_dir).name}", config={"run_dir": str(run_dir)})
