@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float | None:
         except ConfigError as error:
             forget_run_dir(Path(HydraConfig.get().runtime.output_dir))
             sys.exit(f"error: {error}")
-    results = train(cfg)
+    results = train(cfg, caller_prints_error=single)
     if results["status"] == "failed" and single:
         sys.exit(f"error: {results['error']}")  # one line, exit code 1; the traceback is in results.json
     if results["status"] == "diverged":

@@ -35,7 +35,7 @@ from rnnlab.training.callbacks import (
 )
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
 from rnnlab.training.config_check import check_config
-from rnnlab.training.console import StepProgressBar, ignore_known_warnings
+from rnnlab.training.console import FILE_ONLY, StepProgressBar, ignore_known_warnings
 from rnnlab.training.lightning_module import SequenceLightningModule
 from rnnlab.training.loggers import build_logger, finish_wandb
 from rnnlab.training.resolvers import usable_cores
@@ -121,8 +121,9 @@ def _finite_or_none(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def train(cfg: DictConfig) -> dict:
-    """Train and test one configuration; return (and write) its results."""
+def train(cfg: DictConfig, caller_prints_error: bool = False) -> dict:
+    """Train and test one configuration; return (and write) its results. ``caller_prints_error``: the caller
+    (run.py, for a single run) ends with the error line, so the summary leaves it out."""
     output_dir, group = run_context(cfg)
     if cfg.get("resume") and Path(cfg.resume).is_dir():
         output_dir = Path(cfg.resume)  # a resumed run continues in its own directory
@@ -220,7 +221,7 @@ def train(cfg: DictConfig) -> dict:
             save_model(model, cfg, output_dir / MODEL_FILE)
     except Exception as error:  # noqa: BLE001 - recorded, not lost: the sweep goes on
         results.update(status="failed", error=error_message(error), traceback=traceback.format_exc())
-        log.error("run failed: %s", results["error"])
+        log.error("run failed: %s", results["error"], extra=FILE_ONLY)  # the terminal gets it once, below
     finally:
         results["train_seconds"] = round(results.pop("fit_seconds", 0.0), 3)
         results["tokens_per_second"] = _finite_or_none(results["tokens_per_second"])
@@ -228,7 +229,7 @@ def train(cfg: DictConfig) -> dict:
         (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         _summarise_to_wandb(results)
         finish_wandb()
-    print_summary(results)
+    print_summary(results, with_error=not caller_prints_error)
     return results
 
 
