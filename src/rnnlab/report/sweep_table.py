@@ -1,6 +1,6 @@
 """The table at a multirun's end: ``summary.md`` in the sweep directory, and its W&B runs gathered.
 
-Every run writes ``results.json`` (see shared/DESIGN.md); a sweep is a directory of runs. The full
+Every run writes ``results.json`` (see docs/results.md); a sweep is a directory of runs. The full
 report (figures, verdicts) is ``python -m rnnlab.report`` (:mod:`rnnlab.report.cli`).
 """
 
