@@ -212,8 +212,12 @@ def test_sweep_summary_is_a_readable_table(sweep):
     text = write_table(sweep)
     assert text == (sweep / "summary.md").read_text().rstrip("\n")
     header = next(line for line in text.splitlines() if line.startswith("| model |"))
-    assert header.startswith("| model | model.hidden_size | runs | status | test MSE | test MSE / baseline | params |")
-    assert "log10 ‖∂L/∂h_first‖/‖∂L/∂h_last‖ at init" in header and "gradients." not in text
+    assert header.startswith("| model | hidden_size | runs | status | test MSE | MSE/base | params | ms/upd |")
+    assert "| slope₀ | slope | ratio₀ | ratio |" in header and "gradients." not in text
+    assert "ratio₀: log10 ‖∂L/∂h_first‖/‖∂L/∂h_last‖, at initialisation" in text  # the legend under the table
+    terminal = write_table(sweep, terminal=True)  # what a sweep's end prints: fits 120 columns
+    assert max(len(line) for line in terminal.splitlines() if line.startswith("|")) <= 120, terminal
+    assert "| slope₀ | slope |" in terminal and "ratio₀" not in terminal and "tokens/s" not in terminal
     assert "test accuracy" in text  # the copy task's table shows its own metric
     rnn_row = next(line for line in text.splitlines() if line.startswith("| rnn |"))
     assert " ± " in rnn_row and "| 3 | ok |" in rnn_row
