@@ -231,6 +231,22 @@ def test_text_view_of_a_held_out_example_and_an_lstm_layer(runs, tmp_path, capsy
                  "--no-terminal", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["rows"]) == {"i", "f", "o", "dh"} and len(result["tokens"]) == 25 and png.is_file()
+    assert result["title"].startswith("LSTM on copy, val example 2, layer 1 direction 0"), result["title"]
+
+
+def test_text_view_of_float_features_shows_the_input_rows(tmp_path, capsys):
+    run = tmp_path / "adding"
+    results = train(compose_config(["model=gru", "data.seq_len=6", "data.n_train=64", "data.n_val=32",
+                                    "data.n_test=32", "logger=none"], run))
+    assert results["status"] == "ok", results["error"]
+    capsys.readouterr()  # the run's summary
+    png = tmp_path / "ex.png"
+    assert main(["text", "--run", str(run), "--example", "0", "--split", "test", "--out", str(png),
+                 "--no-terminal", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["rows"])[:2] == ["input x_t[0]", "input x_t[1]"]  # value and marker, then the gates
+    assert sum(result["rows"]["input x_t[1]"]) == 2  # the adding problem marks two of the six steps
+    assert "test example 0" in result["title"] and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_bidirectional_classifier_on_text_files(runs, tmp_path, capsys):

@@ -162,7 +162,10 @@ def _text(args: argparse.Namespace) -> dict:
             name = f"{args.split}-{args.example}"
         rows, pred = gh.activity(model, x, y, None, args.layer, args.direction)
         rows = {k: v[0].double().numpy() for k, v in rows.items()}
-        title = f"{kind.upper()} on {spec.name}, layer {args.layer} direction {args.direction}"
+        if spec.itos is None:  # float features: the input itself as rows above the gates
+            rows = {**views.input_rows(x[0].double().numpy()), **rows}
+        what = f"{args.split} example {args.example}" if args.sentence is None else "a sentence"
+        title = f"{kind.upper()} on {spec.name}, {what}, layer {args.layer} direction {args.direction}"
         if spec.readout == "last" and spec.task == "classification":
             p = torch.softmax(pred[0], -1)
             title += f": predicted class {int(p.argmax())} (p={float(p.max()):.2f})"
@@ -171,8 +174,9 @@ def _text(args: argparse.Namespace) -> dict:
         elif "loss" in rows:
             title += f": mean next-token loss {np.nanmean(rows['loss']):.3f}"
         out = Path(args.out) if args.out else Path(args.run) / "explain" / f"gates-{name}.png"
+        shown = title + (f"\ninput: {views.shorten(' '.join(tokens), 110)}" if spec.itos is not None else "")
         result.update(tokens=tokens, rows={k: v.tolist() for k, v in rows.items()}, title=title,
-                      png=str(views.plot_heatmap(tokens, rows, out, title)))
+                      png=str(views.plot_heatmap(tokens, rows, out, shown)))
         if not args.no_terminal:
             views.render_terminal(tokens, rows, title=title)
             print(f"heatmap: {out}")

@@ -20,8 +20,23 @@ def _colormap(name: str):
     return matplotlib.colormaps[name]
 
 
+def input_rows(x: np.ndarray, max_features: int = 4) -> dict[str, np.ndarray]:
+    """A float-feature example's input sequence (T, F) as heatmap rows: each feature x_t[f] when there are at
+    most ``max_features`` (the adding problem's value and marker), else their mean per step (image rows)."""
+    if x.shape[1] <= max_features:
+        return {f"input x_t[{f}]": x[:, f] for f in range(x.shape[1])}
+    return {f"input: mean of {x.shape[1]} features": x.mean(1)}
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _scale(name: str, values: np.ndarray) -> tuple[float, float, str]:
     finite = values[np.isfinite(values)]
+    if name.startswith("input"):  # the input's own range, on a scale apart from the gates'
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        return min(lo, 0.0), hi if hi > lo else lo + 1.0, "cividis"
     top = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     return (0.0, 1.0, "viridis") if name in LABELS and name not in ("dh", "loss") else (0.0, top, "magma")
 
@@ -42,7 +57,7 @@ def plot_heatmap(tokens: list[str], rows: dict[str, np.ndarray], path: str | Pat
     blocks = [range(start, min(start + per_row, T)) for start in range(0, T, per_row)]
     long_tokens = max(map(len, tokens)) > 5  # wider than their cell: written upwards
     block_height = 0.5 * n + (1.0 if long_tokens else 0.5)
-    fig = Figure(figsize=(3.0 + 0.55 * per_row, block_height * len(blocks) + (0.4 if title else 0.0)),
+    fig = Figure(figsize=(3.0 + 0.55 * per_row, block_height * len(blocks) + 0.4 * (title.count("\n") + 1 if title else 0)),
                  layout="constrained")
     FigureCanvasAgg(fig)
     scales = {name: _scale(name, values) for name, values in rows.items()}  # one scale for all blocks
