@@ -56,3 +56,35 @@ def make_config(tmp_path):
         return compose_config(overrides, tmp_path / name, tiny)
 
     return make
+
+
+# Tests marked `serial` time something (a cache hit, a busy neighbour) and need the cores to themselves: with
+# pytest-xdist's workers (pyproject's addopts) they are left out of the workers' share and run one by one in
+# a second pytest after the parallel tests, from the same command, which fails if either part fails.
+def _parallel(config) -> bool:
+    return bool(getattr(config.option, "numprocesses", 0)) and not config.option.markexpr
+
+
+def pytest_collection_modifyitems(config, items):
+    if hasattr(config, "workerinput") and not config.option.markexpr:
+        serial = [item for item in items if item.get_closest_marker("serial")]
+        if serial:
+            config.hook.pytest_deselected(items=serial)
+            items[:] = [item for item in items if not item.get_closest_marker("serial")]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    if hasattr(config, "workerinput") or not _parallel(config) or exitstatus not in (0, 1, 5):
+        return
+    import subprocess
+    import sys
+
+    print("\n\nserial tests (they time something), after the parallel ones:", flush=True)
+    serial = subprocess.run([sys.executable, "-m", "pytest", *config.invocation_params.args, "-n", "0",
+                             "-m", "serial", "-p", "no:cacheprovider"], cwd=config.invocation_params.dir,
+                            check=False)
+    if serial.returncode not in (0, 5):  # 5: none of the selected tests is serial
+        session.exitstatus = 1
+    elif serial.returncode == 0 and exitstatus == 5:  # only serial tests were selected, and they passed
+        session.exitstatus = 0

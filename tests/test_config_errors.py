@@ -16,6 +16,7 @@ BAD = {
     "trainer.max_steps=abc": ("error: trainer.max_steps must be a positive integer (or -1: no limit), got 'abc'; "
                               "e.g. trainer.max_steps=1500"),
     "optimizer.lr=-1": "error: optimizer.lr must be a positive number, got -1; e.g. optimizer.lr=1e-3",
+    "model.hidden_size=abc": "error: model.hidden_size must be a positive integer, got 'abc'; e.g. model.hidden_size=128",
     "model.hiden_size=10": "error: unknown key `model.hiden_size`: did you mean `model.hidden_size`?",
     "+model.hiden_size=10": "error: unknown key `model.hiden_size`: did you mean `model.hidden_size`?",
     "+trainer.max_step=10": "error: unknown key `trainer.max_step`: did you mean `trainer.max_steps`?",
@@ -40,7 +41,30 @@ def test_run_py_ends_a_bad_value_in_one_line_without_a_wandb_run(override, tmp_p
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == BAD[override]
     assert "Traceback" not in proc.stderr and proc.stdout.strip() == ""  # nothing ran, nothing else said
-    assert not list(tmp_path.rglob("wandb")) and not (run_dir / "results.json").exists()
+    assert not list(tmp_path.rglob("wandb")) and not run_dir.exists()  # no empty run folder left behind
+
+
+def run_py(tmp_path, *overrides: str, **env: str) -> subprocess.CompletedProcess:
+    run_dir = tmp_path / "run"
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *TINY, "threads=1", f"output_dir={run_dir}",
+                           f"hydra.run.dir={run_dir}", *overrides], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, **env})
+
+
+@pytest.mark.parametrize("value, full", [("0", False), ("", False), ("1", True)])
+def test_hydra_full_error_is_on_only_when_it_is_1_as_in_hydra(tmp_path, value, full):
+    proc = run_py(tmp_path, "modle=lstm", HYDRA_FULL_ERROR=value)
+    assert proc.returncode == 1
+    assert ("Traceback" in proc.stderr) == full, proc.stderr[-2000:]
+    if not full:
+        assert proc.stderr.strip().splitlines() == ["error: unknown key `modle`: did you mean `model`?"]
+
+
+def test_an_empty_wandb_mode_means_unset(tmp_path):
+    proc = run_py(tmp_path, "logger=wandb", WANDB_MODE="")  # conftest removed any API key
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "ok"
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))  # no key: offline, as with WANDB_MODE unset
 
 
 def test_a_sweep_records_a_bad_value_as_failed_and_builds_nothing(make_config, tmp_path):

@@ -39,6 +39,7 @@ def test_piano_roll_samples_each_frame():
     assert eighths.shape == (8, 88) and [np.flatnonzero(r).tolist() for r in eighths][1:4] == [[39, 43, 46], [41], [44]]
 
 
+@pytest.mark.serial  # times the cache against the parse
 def test_chorales_parse_once_then_load_from_cache(chorale_cache):
     from rnnlab.data.chorales import ChoralesDataModule
 

@@ -123,7 +123,7 @@ def test_csv_logger_gets_the_scalars(sweep):
 def test_overlay_command_draws_one_png_per_data_set_and_length(sweep):
     out = subprocess.run([sys.executable, "-m", "rnnlab.diagnostics", str(sweep)], capture_output=True,
                          text=True, timeout=120, check=True).stdout.split()
-    assert sorted(Path(p).name for p in out) == ["gradients_adding_T6.png", "gradients_copy_T24.png"]
+    assert sorted(Path(p).name for p in out) == ["adding_T6_gradients.png", "copy_T24_gradients.png"]
     for path in out:
         assert Path(path).read_bytes()[:8] == PNG
 

@@ -81,6 +81,7 @@ def test_the_md5_of_a_mirror_is_checked_when_no_sha256_is_published(tmp_path):
     assert (tmp_path / "b" / "aclImdb" / "test" / "neg").is_dir()
 
 
+@pytest.mark.serial  # times the failure
 def test_an_unreachable_url_fails_fast_with_the_files_to_get(tmp_path):
     archive = Archive("aclImdb_v1.tar.gz", "aclImdb", (Source(UNREACHABLE, sha256="0" * 64),), "https://example.org")
     started = time.perf_counter()

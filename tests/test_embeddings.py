@@ -128,6 +128,7 @@ def test_quirks_of_real_files_are_read(tmp_path):
                                                                  "caf\ufffd": [5, 6]}  # first "the" wins
 
 
+@pytest.mark.serial  # times the read
 def test_a_100k_word_glove_file_reads_only_the_vocabulary(tmp_path):
     """Rows outside the vocabulary are skipped without parsing: ~0.5 s for 100k × 100 on one core."""
     rng = np.random.default_rng(0)
@@ -213,6 +214,7 @@ W2V_DIGEST = ("import hashlib, sys; sys.path.insert(0, 'tests'); from test_embed
               "print(hashlib.sha256(w.numpy().tobytes()).hexdigest())")
 
 
+@pytest.mark.serial  # times the cache hit
 def test_word2vec_is_deterministic_under_any_hash_seed_and_cached(tmp_path):
     data = TinyText(corpus())
     first, info = prepare_embeddings(w2v_cfg(), data, seed=0)

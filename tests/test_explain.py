@@ -16,6 +16,8 @@ from conftest import ROOT, compose_config
 from rnnlab.data.base import DataSpec
 from rnnlab.explain import heatmap as gh
 from rnnlab.explain import trace as gt
+from rnnlab.explain import views
+from rnnlab.explain import weights as gw
 from rnnlab.explain.cli import main
 from rnnlab.model.sequence_model import SequenceModel
 from rnnlab.training.checkpoint import load_model
@@ -30,7 +32,7 @@ COPY = ["data=copy", "data.seq_len=5", "data.n_train=64", "data.n_val=32", "data
 
 def _random_cell(kind, seed=0, **kwargs):
     torch.manual_seed(seed)
-    cell = gt.CELLS[kind](I, H, **kwargs).double()
+    cell = gw.CELLS[kind](I, H, **kwargs).double()
     with torch.no_grad():
         for p in cell.parameters():
             p.copy_(torch.randn_like(p))
@@ -79,7 +81,7 @@ def test_traced_h_equals_the_cells_forward(kind, kwargs):
     if kind == "lstm":
         torch.testing.assert_close(trace["c"], new_state[1][0], rtol=0, atol=0)
     w = cell.gate_weights()  # the products are the textbook ones
-    for g in gt.GATES[kind]:
+    for g in gw.GATES[kind]:
         torch.testing.assert_close(trace[f"xW_x{g}"], x @ w[f"W_x{g}"])
     if kind == "gru" and not kwargs["reset_after"]:
         torch.testing.assert_close(trace["pre_r"], x @ w["W_xr"] + h @ w["W_hr"] + w["b_r"])
@@ -96,7 +98,7 @@ def test_gru_trace_lists_the_equations_in_order():
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
 def test_named_weights_rebuild_the_same_cell(kind):
     cell = _random_cell(kind, **({"reset_after": False} if kind == "gru" else {}))
-    rebuilt, defaulted = gt.cell_from_weights(kind, gt.export_weights(cell))
+    rebuilt, defaulted = gw.cell_from_weights(kind, gw.export_weights(cell))
     assert defaulted == []
     x, h, c = _inputs()
     a = gt.trace_step(cell, x, h, c if kind == "lstm" else None)
@@ -115,7 +117,7 @@ def test_named_weights_rebuild_the_same_cell(kind):
 ])
 def test_bad_weights_name_the_key_and_both_shapes(weights, message):
     with pytest.raises(ValueError) as error:
-        gt.cell_from_weights("gru", weights)
+        gw.cell_from_weights("gru", weights)
     assert message in str(error.value)
     if "expected shape" in message:
         got = str(error.value).split("got ")[-1]
@@ -205,7 +207,7 @@ def test_text_view_writes_a_png_and_renders_in_the_terminal(runs, tmp_path, caps
     assert "mean r_t (reset)" in out and "lowest mean" in out
     console = Console(record=True, width=200, force_terminal=True, color_system="truecolor")
     rows = {k: torch.tensor(v).numpy() for k, v in result["rows"].items()}
-    gh.render_terminal(result["tokens"], rows, console)
+    views.render_terminal(result["tokens"], rows, console)
     assert ";48;2;" in console.export_text(styles=True, clear=False)  # cells on a true-colour background
     assert "mean z_t (update)" in console.export_text()
 
@@ -219,7 +221,7 @@ def test_a_50_token_example_wraps_into_rows_of_legible_width(runs, tmp_path, cap
                      "--no-terminal"]) == 0
         height, widths[n], _ = imread(png).shape
     assert widths[50] <= 1600, widths  # 2953 px before, one row of 50 tokens
-    assert widths[50] / gh.TOKENS_PER_ROW >= 60  # pixels per token: room for a 9 pt label and a value
+    assert widths[50] / views.TOKENS_PER_ROW >= 60  # pixels per token: room for a 9 pt label and a value
     assert widths[8] < widths[50] and height > 2 * imread(tmp_path / "8.png").shape[0]  # three rows of 20
 
 
@@ -229,6 +231,22 @@ def test_text_view_of_a_held_out_example_and_an_lstm_layer(runs, tmp_path, capsy
                  "--no-terminal", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["rows"]) == {"i", "f", "o", "dh"} and len(result["tokens"]) == 25 and png.is_file()
+    assert result["title"].startswith("LSTM on copy, val example 2, layer 1 direction 0"), result["title"]
+
+
+def test_text_view_of_float_features_shows_the_input_rows(tmp_path, capsys):
+    run = tmp_path / "adding"
+    results = train(compose_config(["model=gru", "data.seq_len=6", "data.n_train=64", "data.n_val=32",
+                                    "data.n_test=32", "logger=none"], run))
+    assert results["status"] == "ok", results["error"]
+    capsys.readouterr()  # the run's summary
+    png = tmp_path / "ex.png"
+    assert main(["text", "--run", str(run), "--example", "0", "--split", "test", "--out", str(png),
+                 "--no-terminal", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["rows"])[:2] == ["input x_t[0]", "input x_t[1]"]  # value and marker, then the gates
+    assert sum(result["rows"]["input x_t[1]"]) == 2  # the adding problem marks two of the six steps
+    assert "test example 0" in result["title"] and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_bidirectional_classifier_on_text_files(runs, tmp_path, capsys):
@@ -274,7 +292,7 @@ def test_language_model_rows_include_the_next_token_loss():
     spec = DataSpec(name="lm", task="language_modeling", readout="all", output_size=6, vocab_size=6,
                     itos=["<pad>", "<unk>", "a", "b", "c", "<eos>"])
     torch.manual_seed(0)
-    model = SequenceModel(gt.CELLS["gru"], spec, hidden_size=5, embedding_dim=4).eval()
+    model = SequenceModel(gw.CELLS["gru"], spec, hidden_size=5, embedding_dim=4).eval()
     x, y = torch.tensor([[2, 3, 4, 5]]), torch.tensor([[3, 4, 5, -100]])
     rows, pred = gh.activity(model, x, y)
     expected = F.cross_entropy(pred[0, :3], y[0, :3], reduction="none")

@@ -56,12 +56,26 @@ def test_hydra_verbose_brings_the_libraries_lines_back(tmp_path):
     assert "GPU available" in out and "wandb: Run history:" in out
 
 
-def test_a_run_that_stops_before_its_data_names_the_data_option(tmp_path):
-    proc = run_py(tmp_path / "run", "data=copy", "trainer.devices=99")
+def test_a_missing_data_set_is_said_once_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "data=imdb", f"data.root={tmp_path / 'aclImdb'}",
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=False, env={**os.environ, "COLUMNS": "80", "WANDB_MODE": "offline"})
     assert proc.returncode == 1
+    (line,) = (proc.stdout + proc.stderr).strip().splitlines()
+    assert line.startswith("error: FileNotFoundError: data.root=") and "data.download=true" in line
+    results = json.loads((tmp_path / "run" / "results.json").read_text())  # and recorded, with its traceback
+    assert results["status"] == "failed" and results["data_option"] == "imdb" and results["traceback"]
+    assert "run failed: FileNotFoundError" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_a_sweep_run_that_stops_before_its_data_names_the_data_option(tmp_path):
+    proc = run_py(tmp_path / "run", "hydra.mode=MULTIRUN", "data=copy", "trainer.devices=99",
+                  f"hydra.sweep.dir={tmp_path / 'sweep'}")
     row = next(line for line in proc.stdout.splitlines() if line.startswith("│ data"))
     assert "copy (the data= option" in row and "None" not in proc.stdout
-    assert json.loads((tmp_path / "run" / "results.json").read_text())["data_option"] == "copy"
+    assert proc.stdout.count("trainer.devices=99 but") == 1  # in the summary box only (a sweep goes on)
+    (results,) = (tmp_path / "sweep").glob("*/results.json")
+    assert json.loads(results.read_text())["data_option"] == "copy"
 
 
 def test_summary_at_80_columns_keeps_the_run_directory_whole(make_config, tmp_path):

@@ -85,3 +85,22 @@ def test_the_cheap_readme_commands_run_as_written():
                               timeout=120, check=False)
         assert proc.returncode == 0, f"{command}: {proc.stderr[-2000:]}"
         assert proc.stdout.strip()
+
+
+def test_every_results_json_key_of_a_real_run_is_documented_in_the_repository(make_config):
+    """The results.json contract lives in docs/results.md (the README links it), not outside the repository."""
+    from rnnlab.training.train import train
+
+    documented = (ROOT / "docs" / "results.md").read_text()
+    runs = [train(make_config(["logger=none", "diagnostics.every_n_steps=1"], name="ok")),
+            train(make_config(["logger=none", "trainer.devices=99"], name="failed"))]
+    assert [r["status"] for r in runs] == ["ok", "failed"]
+    for results in runs:
+        for key, value in results.items():
+            assert f"`{key}`" in documented, key
+            if key in ("gradients", "embeddings", "param_budget", "early_stopping", "divergence"):
+                names = {k.removeprefix("init_") for k in value}  # init_*: "the same with `init_`"
+                assert all(f"`{k}`" in documented or f"{k}," in documented or f"{k}}}" in documented
+                           for k in names), (key, value)
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/results.md" in readme and "shared/" not in readme

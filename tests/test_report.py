@@ -16,7 +16,7 @@ from conftest import ROOT, compose_config
 from rnnlab.report.aggregate import group_runs
 from rnnlab.report.claims import evaluate_all
 from rnnlab.report.cli import main
-from rnnlab.report.figures import final_metric_figure, gradient_figure, learning_curves_figure
+from rnnlab.report.figures import final_metric_figure, gradient_figure, learning_curves_figure, readable
 from rnnlab.report.runs import load_runs
 from rnnlab.report.stats import t975
 from rnnlab.report.sweep_table import write_table
@@ -137,14 +137,25 @@ def test_report_command_writes_report_verdicts_aggregate_and_figures(sweep, tmp_
     assert all(f"]({name})" in report for name in pngs)
 
 
-def test_figures_say_what_was_run(sweep):
+def test_figures_say_what_was_run(sweep, tmp_path):
     runs, _ = load_runs([sweep])
     groups = group_runs(runs)["adding"]
-    fig = final_metric_figure("adding", groups)
-    assert fig._suptitle.get_text().startswith("adding: final test MSE / baseline MSE against T")
+    fig = final_metric_figure("adding", groups)  # one T: a bar per model, T in the title
+    assert fig._suptitle.get_text().startswith("adding: final test MSE / baseline MSE, T = 10\n")
     (ax,) = fig.axes
-    assert ax.get_xlabel() == "sequence length T" and ax.get_ylabel().startswith("test MSE / baseline")
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["baseline", "rnn", "gru"]
+    assert ax.get_xlabel() == "configuration" and ax.get_ylabel().startswith("test MSE / baseline")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["rnn", "gru"] and len(ax.patches) == 2
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["baseline", "gru", "rnn"]
+    lengths = [_run(tmp_path, f"rnn_T{T}", ["model=rnn", f"data.seq_len={T}", "model.param_budget=12000"])
+               for T in (6, 8)]
+    assert all(r["status"] == "ok" for r in lengths)
+    runs, _ = load_runs([tmp_path])
+    fig = final_metric_figure("adding", group_runs(runs)["adding"])  # two T: a line against T
+    assert fig._suptitle.get_text().startswith("adding: final test MSE / baseline MSE against T")
+    assert fig.axes[0].get_xlabel() == "sequence length T"
+    assert [readable("model.param_budget", v) for v in (12000, 1_600_000, None)] == [
+        "12K params", "1.6M params", "no parameter budget"]
+    assert readable("model.hidden_size", 64) == "H = 64" and readable("data.seq_len", 5) == "seq_len = 5"
     fig = gradient_figure("adding", 10, groups)
     assert fig._suptitle.get_text() == "adding, T = 10: gradient norm against distance to the loss"
     assert [ax.get_title() for ax in fig.axes] == ["at initialisation", "after training"]
@@ -205,8 +216,12 @@ def test_sweep_summary_is_a_readable_table(sweep):
     text = write_table(sweep)
     assert text == (sweep / "summary.md").read_text().rstrip("\n")
     header = next(line for line in text.splitlines() if line.startswith("| model |"))
-    assert header.startswith("| model | model.hidden_size | runs | status | test MSE | test MSE / baseline | params |")
-    assert "log10 ‖∂L/∂h_first‖/‖∂L/∂h_last‖ at init" in header and "gradients." not in text
+    assert header.startswith("| model | hidden_size | runs | status | test MSE | MSE/base | params | ms/upd |")
+    assert "| slope₀ | slope | ratio₀ | ratio |" in header and "gradients." not in text
+    assert "ratio₀: log10 ‖∂L/∂h_first‖/‖∂L/∂h_last‖, at initialisation" in text  # the legend under the table
+    terminal = write_table(sweep, terminal=True)  # what a sweep's end prints: fits 120 columns
+    assert max(len(line) for line in terminal.splitlines() if line.startswith("|")) <= 120, terminal
+    assert "| slope₀ | slope |" in terminal and "ratio₀" not in terminal and "tokens/s" not in terminal
     assert "test accuracy" in text  # the copy task's table shows its own metric
     rnn_row = next(line for line in text.splitlines() if line.startswith("| rnn |"))
     assert " ± " in rnn_row and "| 3 | ok |" in rnn_row

@@ -27,7 +27,9 @@ def test_multirun_writes_one_result_per_run_and_a_table(tmp_path):
     assert len(runs) == 3 and all(r.is_symlink() and list(r.resolve().glob("*.wandb")) for r in runs)
     assert (tmp_path / "wandb" / "latest-run").resolve() == runs[-1].resolve()  # what `wandb leet inspect` reads
     header = next(line for line in table.splitlines() if line.startswith("| model |"))  # readable names, no dots
-    assert "| test MSE / baseline |" in header and header.endswith(" ‖∂L/∂h_first‖/‖∂L/∂h_last‖ after training |")
+    assert "| MSE/base |" in header and header.endswith("| ratio₀ | ratio |") and "MSE/base: test MSE ÷" in table
+    printed = [line for line in proc.stdout.splitlines() if line.startswith("| ")]  # the terminal's table
+    assert printed and max(map(len, printed)) <= 120 and "| slope |" in printed[0] and "ratio" not in printed[0]
 
 
 def test_a_failed_run_is_recorded_and_the_sweep_goes_on(tmp_path):

@@ -26,6 +26,7 @@ def test_importing_rnnlab_before_torch_makes_openmp_threads_sleep():
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # starts a busy process beside a timed run
 def test_threads_bench_times_a_default_run_quiet_and_next_to_a_busy_process():
     runs = [measure("threads=1", "1", None, steps=3, busy=busy) for busy in (False, True)]
     assert all(r["status"] == "ok" and r["step_median_s"] > 0 and r["torch_threads"] == 1 for r in runs)

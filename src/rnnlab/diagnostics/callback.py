@@ -29,14 +29,14 @@ PNGs of :mod:`rnnlab.diagnostics.plots` are written to ``output_dir``.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 
-from rnnlab.diagnostics.decay import SUMMARY_KEYS, decay_summary, summarise
+from rnnlab.diagnostics.decay import SUMMARY_KEYS, summarise
+from rnnlab.diagnostics.log_record import log_images, norm_by_distance_plot, record_scalars, wandb_loggers
 from rnnlab.diagnostics.probe import GradientProbe, gate_grad_norms, layer_names, spectral_radii
 
 NPZ = "gradients.npz"
@@ -185,7 +185,7 @@ class GradientDiagnostics(L.Callback):
             self.output_dir.mkdir(parents=True, exist_ok=True)
             np.savez(self.output_dir / NPZ, **arrays, summary=np.array(json.dumps(self._summary)))
             pngs = save_run_plots(arrays, self.output_dir, self.heatmap_log10_range)
-            self._log_images(trainer, {f"grad/{p.stem}": p for p in pngs}, int(arrays["step"][-1]))
+            log_images(trainer, {f"grad/{p.stem}": p for p in pngs}, int(arrays["step"][-1]))
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         self._discard()
@@ -251,53 +251,14 @@ class GradientDiagnostics(L.Callback):
 
     # ---- logging ---------------------------------------------------------------------------------
     def _log(self, trainer, record: dict) -> None:
-        scalars = {f"grad/{k}": record[k] for k in ("global_norm", "clipped", "clip_fraction")}
-        scalars.update({f"grad/{n}": v for n, v in zip(self.param_names, record["param_grad_norm"])})
-        for q in ("h", "x"):
-            if f"{q}_norm_mean" in record:
-                curve = record[f"{q}_norm_mean"]
-                decay = decay_summary(curve[0] if q == "h" else curve)
-                scalars.update({f"grad/{q}_{k.removeprefix('h_')}": v for k, v in decay.items() if v is not None})
-        for key, value in record.items():
-            if key.startswith("gate_"):
-                for name, row in zip(self.layers, value):
-                    scalars[f"gates/{name}/{key.removeprefix('gate_')}"] = float(np.nanmean(row))
-            elif key.startswith("rho_"):
-                scalars.update({f"gates/{name}/{key}": float(v) for name, v in zip(self.layers, value)})
-        scalars = {k: float(v) for k, v in scalars.items() if math.isfinite(float(v))}
+        scalars = record_scalars(record, self.layers, self.param_names)
         for logger in trainer.loggers:
             logger.log_metrics(scalars, step=record["step"])
-        for logger in self._wandb_loggers(trainer):
-            logger.log_metrics({"grad/norm_by_distance": self._line_plot(record)}, step=record["step"])
-        if self._wandb_loggers(trainer) and (len(self.history["step"]) - 1) % self.heatmap_every == 0:
+        for logger in wandb_loggers(trainer):
+            logger.log_metrics({"grad/norm_by_distance": norm_by_distance_plot(record, self.layers)},
+                               step=record["step"])
+        if wandb_loggers(trainer) and (len(self.history["step"]) - 1) % self.heatmap_every == 0:
             from rnnlab.diagnostics.plots import figure_to_array, heatmap_figure
 
             heatmap = heatmap_figure(self.arrays(), self.heatmap_log10_range)
-            self._log_images(trainer, {"grad/gradient_heatmap": figure_to_array(heatmap)}, record["step"])
-
-    def _line_plot(self, record: dict):
-        import wandb
-
-        curves = [(f"h {n}", row) for n, row in zip(self.layers, record.get("h_norm_mean", []))]
-        if "x_norm_mean" in record:
-            curves.append(("x (input)", record["x_norm_mean"]))
-        T = len(curves[0][1])
-        ys = [[float(np.log10(v)) if v > 0 and math.isfinite(v) else None for v in row] for _, row in curves]
-        return wandb.plot.line_series(xs=list(range(T - 1, -1, -1)), ys=ys, keys=[c[0] for c in curves],
-                                      title=f"log10 ‖∂L/∂h_t‖ vs distance to the loss (step {record['step']})",
-                                      xname="distance to the loss (T−1−t)")
-
-    @staticmethod
-    def _wandb_loggers(trainer) -> list:
-        from lightning.pytorch.loggers import WandbLogger
-
-        return [lg for lg in trainer.loggers if isinstance(lg, WandbLogger)] if trainer.is_global_zero else []
-
-    def _log_images(self, trainer, images: dict, step: int) -> None:
-        loggers = self._wandb_loggers(trainer)
-        if loggers:
-            import wandb
-
-            for logger in loggers:
-                logger.log_metrics({k: wandb.Image(v if not isinstance(v, Path) else str(v))
-                                    for k, v in images.items()}, step=step)
+            log_images(trainer, {"grad/gradient_heatmap": figure_to_array(heatmap)}, record["step"])

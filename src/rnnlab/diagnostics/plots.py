@@ -13,7 +13,9 @@ Both are titled with the run: model (implementation), data set, T and seed.
 
 A sweep: ``python -m rnnlab.diagnostics <multirun dir>`` overlays every run below the directory
 on one log axis, colour = model (RNN vs LSTM vs GRU), at initialisation and at the last measured
-step: ``gradients_<data>_T<T>.png`` in that directory, one per data set and sequence length.
+step: ``<data>_T<T>_gradients.png`` in that directory, one per data set and sequence length. It answers the
+question of the report's figure of the same name (``python -m rnnlab.report``, which draws the mean ± std over
+seeds per configuration and replaces this one): one name, one figure per question in a sweep directory.
 ``python -m rnnlab.diagnostics <run dir>`` redraws one run's two PNGs.
 """
 
@@ -168,7 +170,7 @@ def overlay(root: str | Path) -> list[Path]:
             ax.grid(alpha=0.3, which="both")
             ax.legend()
         fig.suptitle(f"{data}, T = {T}: gradient norm against distance to the loss ({len(runs)} runs)")
-        path = root / f"gradients_{data}_T{T}.png"
+        path = root / f"{data}_T{T}_gradients.png"  # the report's name for the same question
         fig.savefig(path, dpi=110)
         paths.append(path)
     return paths

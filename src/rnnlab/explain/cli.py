@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from rnnlab.explain import trace as gt
+from rnnlab.explain import weights as gw
 
 INPUT_KEYS = ("x_t", "h_prev", "c_prev")  # a weights file may also hold the step's inputs
 
@@ -85,7 +86,7 @@ def _step(args: argparse.Namespace) -> dict:
             raise ValueError("--cell rnn|lstm|gru is needed with --weights")
         sizes = [len(inputs[k]) if isinstance(inputs[k], list) else None for k in ("x_t", "h_prev")]
         kwargs = {"nonlinearity": args.nonlinearity} if kind == "rnn" else {}
-        cell, defaulted = gt.cell_from_weights(kind, data, *sizes, **kwargs)  # sizes: where no weight tells
+        cell, defaulted = gw.cell_from_weights(kind, data, *sizes, **kwargs)  # sizes: where no weight tells
         source = f"weights {args.weights}"
         if defaulted:
             notes.append(f"defaulted to zeros (not in the file): {', '.join(defaulted)}")
@@ -93,7 +94,7 @@ def _step(args: argparse.Namespace) -> dict:
     else:
         if args.cell:
             raise ValueError("--cell is read from the run; leave it out with --run")
-        cell, ctx = gt.cell_from_run(args.run, args.layer, args.direction)
+        cell, ctx = gw.cell_from_run(args.run, args.layer, args.direction)
         source = f"run {args.run} (layer {args.layer}, direction {args.direction})"
         if args.token is not None:
             if args.layer != 0 or inputs["x_t"] is not None:
@@ -107,9 +108,9 @@ def _step(args: argparse.Namespace) -> dict:
             inputs["x_t"] = model.embedding(torch.tensor(ids[:1])).detach()[0].tolist()
             notes.append(f"x_t is the embedding of token {tokens[0]!r} (id {ids[0]})")
         if args.dump_weights:
-            Path(args.dump_weights).write_text(json.dumps(gt.export_weights(cell), indent=1))
+            Path(args.dump_weights).write_text(json.dumps(gw.export_weights(cell), indent=1))
             notes.append(f"weights written to {args.dump_weights} (b_<g> = bias_ih + bias_hh)")
-    kind = gt.cell_kind(cell)
+    kind = gw.cell_kind(cell)
     for key, what in (("x_t", "--x"), ("h_prev", "--h"), ("c_prev", "--c")):
         if inputs[key] is None and (key != "c_prev" or kind == "lstm"):
             if key == "x_t":
@@ -135,13 +136,14 @@ def _slug(text: str) -> str:
 
 def _text(args: argparse.Namespace) -> dict:
     from rnnlab.explain import heatmap as gh  # imports Lightning (seconds): only here
+    from rnnlab.explain import views
 
     if args.sentence is not None and args.example is not None:
         raise ValueError("give --sentence TEXT or --example N, not both")
     if args.sentence is None and args.example is None and not args.top_k:
         raise ValueError("give --sentence TEXT or --example N (and/or --top-k K)")
     model, cfg = gh.load_inspectable(args.run)
-    spec, kind = model.spec, gt.cell_kind(model.recurrent.cells[0])
+    spec, kind = model.spec, gw.cell_kind(model.recurrent.cells[0])
     dm, result = None, {"cell": kind, "data": spec.name, "task": spec.task}
     if args.example is not None or args.top_k:
         dm = gh.build_datamodule(cfg, model, args.data_root)
@@ -160,7 +162,10 @@ def _text(args: argparse.Namespace) -> dict:
             name = f"{args.split}-{args.example}"
         rows, pred = gh.activity(model, x, y, None, args.layer, args.direction)
         rows = {k: v[0].double().numpy() for k, v in rows.items()}
-        title = f"{kind.upper()} on {spec.name}, layer {args.layer} direction {args.direction}"
+        if spec.itos is None:  # float features: the input itself as rows above the gates
+            rows = {**views.input_rows(x[0].double().numpy()), **rows}
+        what = f"{args.split} example {args.example}" if args.sentence is None else "a sentence"
+        title = f"{kind.upper()} on {spec.name}, {what}, layer {args.layer} direction {args.direction}"
         if spec.readout == "last" and spec.task == "classification":
             p = torch.softmax(pred[0], -1)
             title += f": predicted class {int(p.argmax())} (p={float(p.max()):.2f})"
@@ -169,21 +174,22 @@ def _text(args: argparse.Namespace) -> dict:
         elif "loss" in rows:
             title += f": mean next-token loss {np.nanmean(rows['loss']):.3f}"
         out = Path(args.out) if args.out else Path(args.run) / "explain" / f"gates-{name}.png"
+        shown = title + (f"\ninput: {views.shorten(' '.join(tokens), 110)}" if spec.itos is not None else "")
         result.update(tokens=tokens, rows={k: v.tolist() for k, v in rows.items()}, title=title,
-                      png=str(gh.plot_heatmap(tokens, rows, out, title)))
+                      png=str(views.plot_heatmap(tokens, rows, out, shown)))
         if not args.no_terminal:
-            gh.render_terminal(tokens, rows, title=title)
+            views.render_terminal(tokens, rows, title=title)
             print(f"heatmap: {out}")
     if args.top_k:
         gate = args.gate or gh.TOPK_DEFAULT[kind]
         result["top"] = gh.top_tokens(model, dm, gate, args.top_k, args.split, args.max_batches,
                                       args.min_count, args.layer, args.direction)
         if not args.no_terminal:
-            gh.render_top(result["top"])
+            views.render_top(result["top"])
     if args.wandb:
         if "png" not in result:
             raise ValueError("--wandb logs the heatmap: give --sentence or --example too")
-        gh.log_to_wandb(Path(result["png"]), cfg, args.run, result.get("top"))
+        views.log_to_wandb(Path(result["png"]), cfg, args.run, result.get("top"))
     if args.json:
         print(json.dumps(result, indent=1, default=float))
     return result
@@ -196,7 +202,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("step", help="trace one step of a cell, every intermediate of its equations")
-    s.add_argument("--cell", choices=sorted(gt.CELLS), help="the cell of a --weights file")
+    s.add_argument("--cell", choices=sorted(gw.CELLS), help="the cell of a --weights file")
     s.add_argument("--weights", help="JSON of named weights (W_xr, W_hr, b_r, …, and x_t, h_prev, c_prev)")
     s.add_argument("--run", help="a trained run directory (config.yaml + model.pt)")
     s.add_argument("--layer", type=int, default=0)

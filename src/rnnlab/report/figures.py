@@ -1,7 +1,8 @@
 """The report's PNGs (matplotlib Agg, no pyplot), one set per data set:
 
 - ``<data>_final_metric.png``: the task's final metric against the sequence length T, one line per
-  configuration (model …), mean over seeds with 95 % CI bars;
+  configuration (model …), mean over seeds with 95 % CI bars; with a single T (or none) one bar per
+  configuration instead;
 - ``<data>[_T<T>]_learning_curves.png``: the validation metric against updates and against training
   seconds (``val_curve.csv``), mean over seeds with a ± 1 std band (over the seeds still running at
   that step: a run stopped early when solved drops out);
@@ -49,8 +50,30 @@ def shown_keys(groups: list[Group]) -> list[str]:
     return [k for k in keys if k == "model.name" or len({str(g.labels.get(k)) for g in drawn}) > 1]
 
 
+def _count(n: float) -> str:
+    return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}K" if n >= 1e3 else f"{n:g}"
+
+
+# How a legend names a config key's value: what it means, not the key ("H = 64", "12K params")
+READABLE = {
+    "model.name": lambda v: str(v),
+    "model.hidden_size": lambda v: f"H = {v}",
+    "model.param_budget": lambda v: f"{_count(v)} params" if v else "no parameter budget",
+    "model.num_layers": lambda v: f"{v} layer{'s' if v != 1 else ''}",
+    "optimizer.lr": lambda v: f"lr = {v:g}" if isinstance(v, (int, float)) else f"lr = {v}",
+    "model.impl": lambda v: str(v),
+}
+
+
+def readable(key: str, value) -> str:
+    """A label value as a reader says it; other keys as ``name = value`` with the key's last part."""
+    if key in READABLE and value is not None or key == "model.param_budget":
+        return READABLE[key](value)
+    return f"{key.rsplit('.', 1)[-1]} = {value}"
+
+
 def series_label(group: Group, keys: list[str]) -> str:
-    return ", ".join(f"{'' if k == 'model.name' else k + '='}{group.labels.get(k)}" for k in keys)
+    return ", ".join(readable(k, group.labels.get(k)) for k in keys)
 
 
 def _style(group: Group, styles: dict, keys: list[str]) -> dict:
@@ -84,23 +107,30 @@ def final_metric_figure(data: str, groups: list[Group]) -> Figure | None:
         return None
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
-    by_length = any(row[0] is not None for rows in points.values() for row in rows)
+    lengths = {row[0] for rows in points.values() for row in rows}
+    by_length = len(lengths - {None}) > 1  # a line over T needs two lengths; else one bar per configuration
     for i, rows in enumerate(points.values()):
         rows.sort(key=lambda row: (row[0] is None, row[0] or 0))
-        x = [row[0] if by_length else i for row in rows]  # no T (e.g. a text corpus): one slot per configuration
         means = np.array([row[1].mean for row in rows])
         low = np.array([row[1].mean - (row[1].ci_low if row[1].ci_low is not None else row[1].mean) for row in rows])
         high = np.array([(row[1].ci_high if row[1].ci_high is not None else row[1].mean) - row[1].mean for row in rows])
-        ax.errorbar(x, means, yerr=[low, high], marker="o", capsize=3, **rows[0][2])
+        if by_length:
+            ax.errorbar([row[0] for row in rows], means, yerr=[low, high], marker="o", capsize=3, **rows[0][2])
+        else:
+            style = rows[0][2]
+            ax.bar(i, means[0], yerr=[low[:1], high[:1]], capsize=4, color=style["color"], alpha=0.8,
+                   label=style["label"], hatch="//" if style["ls"] != "-" else None)
     if groups[0].task == "regression":
         ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="baseline")
     if not by_length:
-        ax.set_xticks(range(len(points)), list(points), rotation=20, ha="right")
+        ax.set_xticks(range(len(points)), list(points), rotation=20 if len(points) > 3 else 0,
+                      ha="right" if len(points) > 3 else "center")
     ax.set(xlabel="sequence length T" if by_length else "configuration", ylabel=label,
            yscale="log" if log else "linear")
     n = sum(len(g.runs) for g in groups)
     seeds = max(len(g.ok_runs) for g in groups)
-    against = " against T" if by_length else ""
+    (only,) = lengths if len(lengths) == 1 else (None,)
+    against = " against T" if by_length else (f", T = {only}" if only is not None else "")
     return _finish(fig, [ax], f"{data}: final {label.split(' (')[0]}{against}\n"
                               f"{n} runs; mean and 95 % CI over up to {seeds} seeds")
 

@@ -1,6 +1,6 @@
 """Run directories read back: ``results.json``, the resolved ``config.yaml``, ``val_curve.csv``.
 
-A run directory is what one training run wrote (shared/DESIGN.md); a sweep is a directory of them.
+A run directory is what one training run wrote (docs/results.md); a sweep is a directory of them.
 Nothing here trains or guesses: a file that cannot be read becomes one line in ``problems`` naming the
 file, what is wrong and the fix, and the other runs are still reported.
 """

@@ -1,6 +1,6 @@
 """The table at a multirun's end: ``summary.md`` in the sweep directory, and its W&B runs gathered.
 
-Every run writes ``results.json`` (see shared/DESIGN.md); a sweep is a directory of runs. The full
+Every run writes ``results.json`` (see docs/results.md); a sweep is a directory of runs. The full
 report (figures, verdicts) is ``python -m rnnlab.report`` (:mod:`rnnlab.report.cli`).
 """
 
@@ -15,21 +15,23 @@ from rnnlab.report.runs import Run, load_runs
 from rnnlab.report.tables import data_heading, group_table
 
 
-def markdown_summary(runs: list[Run], problems: list[str] | None = None) -> str:
-    """The readable table of :mod:`rnnlab.report.tables`, one per data set, and the ok/diverged/failed line."""
+def markdown_summary(runs: list[Run], problems: list[str] | None = None, terminal: bool = False) -> str:
+    """The readable table of :mod:`rnnlab.report.tables`, one per data set, and the ok/diverged/failed line;
+    ``terminal``: the columns that fit a terminal (summary.md has all)."""
     sections = []
     for data, groups in group_runs(runs).items():
-        sections.append(f"{data_heading(data, groups)}\n\n{group_table(groups)}")
+        sections.append(f"{data_heading(data, groups)}\n\n{group_table(groups, terminal)}")
     lines = [*(f"- {p}" for p in problems or [])]
     return "\n\n".join([*sections, *(["\n".join(lines)] if lines else []), counts_line(runs)])
 
 
-def write_table(root: str | Path) -> str:
-    """Write ``summary.md`` (the readable table of the runs below ``root``) into ``root``; return its text."""
+def write_table(root: str | Path, terminal: bool = False) -> str:
+    """Write ``summary.md`` (the readable table of the runs below ``root``, every column) into ``root``; return
+    its text, or with ``terminal`` the same table with the columns that fit a 120-column terminal."""
     runs, problems = load_runs([root])
     text = markdown_summary(runs, problems)
     Path(root, "summary.md").write_text(text + "\n")
-    return text
+    return markdown_summary(runs, problems, terminal=True) if terminal else text
 
 
 def link_wandb_runs(root: str | Path) -> list[Path]:
@@ -61,6 +63,6 @@ class SweepTableCallback(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         root = Path(config.hydra.sweep.dir)
         if root.exists():
-            print(f"\nSweep results ({root}/summary.md):\n{write_table(root)}")
+            print(f"\nSweep results (every column: {root}/summary.md):\n{write_table(root, terminal=True)}")
             if link_wandb_runs(root):
                 print(f"W&B runs of the sweep: wandb leet {root}/wandb  (upload: wandb sync {root}/wandb/offline-run-*)")

@@ -4,6 +4,8 @@ One table per data set. Columns: the config keys that tell the groups apart (the
 of runs and their status, the task's final metric (regression: test MSE and MSE ÷ baseline;
 classification: accuracy; language modelling: perplexity; multi-label: NLL), parameters, speed, and the
 gradient-decay summary at initialisation and after training. A column that is empty for every group is left out.
+Headers are short, so that a table fits a terminal; a legend under the table says what the short ones mean.
+``terminal=True`` keeps the columns marked for the terminal (the sweep's end prints that; summary.md has all).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Column:
     header: str
     cell: Callable[[Group], str]
     tasks: tuple[str, ...] | None = None  # None: every task
+    legend: str | None = None  # what a short header means, under the table
+    terminal: bool = True  # also in the table printed at a sweep's end
 
     def applies(self, task: str | None) -> bool:
         return self.tasks is None or task in self.tasks
@@ -69,36 +73,38 @@ COLUMNS = (
     Column("runs", lambda g: str(len(g.runs))),
     Column("status", status),
     Column("test MSE", _stat("metrics.test/loss"), ("regression",)),
-    Column("test MSE / baseline", _stat("test_loss_over_baseline"), ("regression",)),
-    Column("test accuracy", _stat("metrics.test/acc"), ("classification",)),
-    Column("test perplexity", _stat("metrics.test/ppl"), ("language_modeling",)),
-    Column("test NLL (per step)", _stat("metrics.test/loss"), ("multilabel",)),
+    Column("MSE/base", _stat("test_loss_over_baseline"), ("regression",), "test MSE ÷ the baseline's (predicting the mean)"),
+    Column("test acc", _stat("metrics.test/acc"), ("classification",), "test accuracy"),
+    Column("test ppl", _stat("metrics.test/ppl"), ("language_modeling",), "test perplexity"),
+    Column("test NLL", _stat("metrics.test/loss"), ("multilabel",), "test negative log-likelihood per step"),
     Column("test loss", _stat("metrics.test/loss"), (None,)),
     Column("params", _stat("params", exact_int=True)),
-    Column("ms / update", _stat("seconds_per_update", 1000.0)),
-    Column("tokens/s", _stat("tokens_per_second")),
-    Column("updates", _stat("steps", exact_int=True)),
-    Column("stopped early", _stopped),
-    Column(f"{GRADIENT_DECAY}, at init", _stat("gradients.init_slope_log10_per_step")),
-    Column(f"{GRADIENT_DECAY}, after training", _stat("gradients.slope_log10_per_step")),
-    Column(f"{GRADIENT_RATIO} at init", _stat("gradients.init_log10_ratio_first_last")),
-    Column(f"{GRADIENT_RATIO} after training", _stat("gradients.log10_ratio_first_last")),
+    Column("ms/upd", _stat("seconds_per_update", 1000.0), legend="milliseconds per update"),
+    Column("tokens/s", _stat("tokens_per_second"), terminal=False),
+    Column("updates", _stat("steps", exact_int=True), terminal=False),
+    Column("stopped", _stopped, legend="runs stopped early (solved), and the mean step", terminal=False),
+    Column("slope₀", _stat("gradients.init_slope_log10_per_step"), legend=f"{GRADIENT_DECAY}, at initialisation"),
+    Column("slope", _stat("gradients.slope_log10_per_step"), legend=f"{GRADIENT_DECAY}, after training"),
+    Column("ratio₀", _stat("gradients.init_log10_ratio_first_last"), legend=f"{GRADIENT_RATIO}, at initialisation",
+           terminal=False),
+    Column("ratio", _stat("gradients.log10_ratio_first_last"), legend=f"{GRADIENT_RATIO}, after training",
+           terminal=False),
 )
 
 
 def _label_header(key: str) -> str:
-    return "model" if key == "model.name" else key
+    return "model" if key == "model.name" else key.rsplit(".", 1)[-1]  # model.hidden_size -> hidden_size
 
 
 def _label_cell(value) -> str:
     return DASH if value is None else (significant(value) if isinstance(value, float) else str(value))
 
 
-def group_table(groups: list[Group]) -> str:
-    """The Markdown table of one data set's groups."""
+def group_table(groups: list[Group], terminal: bool = False) -> str:
+    """The Markdown table of one data set's groups, and the legend of its short headers."""
     task = groups[0].task if groups else None
     label_keys = list(groups[0].labels) if groups else []
-    columns = [c for c in COLUMNS if c.applies(task)]
+    columns = [c for c in COLUMNS if c.applies(task) and (c.terminal or not terminal)]
     cells = [[c.cell(g) for c in columns] for g in groups]
     keep = [i for i, c in enumerate(columns) if any(row[i] != DASH for row in cells)]
     header = [_label_header(k) for k in label_keys] + [columns[i].header for i in keep]
@@ -106,7 +112,8 @@ def group_table(groups: list[Group]) -> str:
     for group, row in zip(groups, cells):
         labels = [_label_cell(group.labels.get(k)) for k in label_keys]
         lines.append("| " + " | ".join(labels + [row[i] for i in keep]) + " |")
-    return "\n".join(lines)
+    legend = [f"{columns[i].header}: {columns[i].legend}" for i in keep if columns[i].legend]
+    return "\n".join(lines) + ("\n\n" + "; ".join(legend) + "." if legend else "")
 
 
 def data_heading(data: str, groups: list[Group]) -> str:

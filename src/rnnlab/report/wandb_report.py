@@ -7,12 +7,11 @@ written offline under ``<out dir>/wandb`` (``wandb sync`` uploads it, ``wandb le
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from rnnlab.report.aggregate import Group
 from rnnlab.report.runs import Run, dig
-from rnnlab.training.loggers import wandb_api_key_available
+from rnnlab.training.loggers import wandb_api_key_available, wandb_mode
 
 
 def aggregate_rows(by_data: dict[str, list[Group]]) -> tuple[list[str], list[list]]:
@@ -43,7 +42,7 @@ def log_report(out_dir: Path, group: str, runs: list[Run], by_data: dict[str, li
     """Log the report as a W&B run (job_type ``report``); returns that run's directory."""
     import wandb
 
-    mode = os.environ.get("WANDB_MODE") or ("online" if wandb_api_key_available() else "offline")
+    mode = wandb_mode() or ("online" if wandb_api_key_available() else "offline")
     run = wandb.init(project=_project(runs), group=group, name=f"report-{group}", job_type="report",
                      dir=str(out_dir), mode=mode, reinit="finish_previous",
                      config={"runs": len(runs), "data_sets": sorted(by_data)})

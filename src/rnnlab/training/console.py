@@ -24,11 +24,16 @@ def verbose(library: str) -> bool:
     return logging.getLogger().isEnabledFor(logging.DEBUG) or logging.getLogger(library).isEnabledFor(logging.DEBUG)
 
 
+FILE_ONLY = {"file_only": True}  # log.error(..., extra=FILE_ONLY): run.log only, the terminal says it elsewhere
+
+
 class LibraryChatterFilter(logging.Filter):
     """Console-handler filter (conf/hydra/job_logging/rnnlab.yaml): drops the chatty libraries' records below
     WARNING unless ``hydra.verbose`` names them; the file handler has no filter, so run.log keeps them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "file_only", False):
+            return False
         if record.levelno >= logging.WARNING or record.name.split(".")[0] not in CHATTY_LIBRARIES:
             return True
         return verbose(record.name.split(".")[0])

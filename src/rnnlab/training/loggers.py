@@ -52,6 +52,14 @@ def _quiet_wandb(offline: bool) -> None:
         wandb.setup(settings=wandb.Settings(silent=True, **({"mode": "offline"} if offline else {})))
 
 
+def wandb_mode() -> str | None:
+    """``WANDB_MODE`` as W&B should see it: set but empty (as shell scripts often leave it) means unset, and is
+    removed from the environment, where W&B would reject it."""
+    if os.environ.get("WANDB_MODE") == "":
+        del os.environ["WANDB_MODE"]
+    return os.environ.get("WANDB_MODE")
+
+
 def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group: str | None):
     """The logger for this run, or False (Lightning's "no logger") when ``logger=none``."""
     if cfg is None:
@@ -62,7 +70,7 @@ def build_logger(cfg: DictConfig | None, output_dir: Path, run_name: str, group:
     kwargs["name"] = kwargs.get("name") or run_name
     kwargs["group"] = kwargs.get("group") or group
     kwargs.setdefault("save_dir", str(output_dir))
-    mode = os.environ.get("WANDB_MODE")
+    mode = wandb_mode()
     if mode is None and not wandb_api_key_available():
         log.debug("W&B: no API key found, running offline in %s/wandb (upload later with `wandb sync`, "
                   "browse with `wandb leet`)", output_dir)

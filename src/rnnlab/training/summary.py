@@ -31,7 +31,7 @@ def _wandb_line(run_dir: Path) -> str | None:
     return f"W&B{' (offline)' if offline else ''}: wandb leet {run_dir / 'wandb'}"
 
 
-def summary_table(results: dict) -> Table:
+def summary_table(results: dict, with_error: bool = True) -> Table:
     status = results["status"]
     colour = {"ok": "green", "diverged": "yellow"}.get(status, "red")
     table = Table(title=f"rnnlab run: [{colour}]{status}[/{colour}]", show_header=False, title_justify="left")
@@ -56,14 +56,18 @@ def summary_table(results: dict) -> Table:
             table.add_row(key.removeprefix("test/"), f"{metrics[key]:.4g}")
     table.add_row("steps", f"{results['steps']} in {results['train_seconds'] or 0:.1f} s"
                   + (f", {results['tokens_per_second']:,.0f} tokens/s" if results.get("tokens_per_second") else ""))
-    if results.get("error"):
+    if results.get("error") and with_error:
         table.add_row("error", Text(str(results["error"]), style="red"))  # Text: brackets in it are not markup
     return table
 
 
-def print_summary(results: dict, console: Console | None = None) -> None:
+def print_summary(results: dict, console: Console | None = None, with_error: bool = True) -> None:
+    """The run's summary box, then its directory and W&B lines. ``with_error=False``: the caller prints the
+    error; a run that failed before its model was built then prints nothing (the error line says it all)."""
+    if not with_error and results["status"] == "failed" and results.get("params") is None:
+        return
     console = console or Console()
-    console.print(summary_table(results))
+    console.print(summary_table(results, with_error))
     run_dir = Path(results["output_dir"])
     # soft_wrap: printed whole whatever the width (the terminal wraps it for display, a copy stays one line)
     holds = [name for name in ("results.json", "config.yaml", "run.log") if (run_dir / name).exists()]
