@@ -20,10 +20,13 @@ import typing
 from dataclasses import dataclass
 from typing import Literal, Union
 
+import torch
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from hydra.utils import get_object
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+
+from rnnlab.training.resolvers import usable_cores
 
 HYDRA_KEYS = {"_target_", "_partial_", "_args_", "_recursive_", "_convert_"}
 
@@ -186,3 +189,25 @@ def composition_error(error: Exception) -> str | None:
     if isinstance(error, (ConfigCompositionException, OverrideParseException)):
         return " ".join(str(error).split("\n", 1)[0:1])
     return None
+
+
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """Refuse more devices than this machine has, before anything starts: Lightning says less, and later
+    (on CPU it even starts more processes than there are cores)."""
+    devices, accelerator = trainer_cfg.get("devices"), trainer_cfg.get("accelerator")
+    if accelerator in ("gpu", "cuda"):
+        available, what = (torch.cuda.device_count() if torch.cuda.is_available() else 0), "CUDA GPUs"
+    elif accelerator == "cpu":
+        available, what = usable_cores(), "usable CPU cores"
+    else:
+        return  # "auto" or another accelerator: Lightning decides
+    if available == 0:
+        raise ValueError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible here: use trainer=cpu")
+    if isinstance(devices, (list, ListConfig)):  # device indices: the highest must exist
+        devices = list(devices)
+        wanted = max(devices) + 1 if devices else 0
+    else:  # a count, or "auto" / -1 for Lightning to resolve
+        wanted = devices if isinstance(devices, int) and not isinstance(devices, bool) else 0
+    if wanted > available:
+        raise ValueError(f"trainer.devices={devices} but this machine has {available} {what}: "
+                         f"set trainer.devices to at most {available}")

@@ -20,7 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.cells.base import RecurrentCell
 from rnnlab.diagnostics.callback import GradientDiagnostics
@@ -36,11 +36,10 @@ from rnnlab.training.callbacks import (
     build_early_stopping,
 )
 from rnnlab.training.checkpoint import MODEL_FILE, StepCheckpoint, resume_checkpoint, save_model
-from rnnlab.training.config_check import check_config
+from rnnlab.training.config_check import check_config, check_devices
 from rnnlab.training.console import FILE_ONLY, StepProgressBar, ignore_known_warnings
 from rnnlab.training.lightning_module import SequenceLightningModule
 from rnnlab.training.loggers import build_logger, finish_wandb
-from rnnlab.training.resolvers import usable_cores
 from rnnlab.training.summary import print_summary
 from rnnlab.training.sweep_resume import completed_results
 from rnnlab.training.weight_noise import build_weight_noise
@@ -82,28 +81,6 @@ def new_results(cfg: DictConfig) -> dict:
             "metrics": dict.fromkeys(METRIC_KEYS), "baseline_loss": None,
             "embeddings": {"source": cfg.embeddings.get("source"), "coverage": None},
             "gradients": {"h_norm_first": None, "h_norm_last": None, "log10_ratio_first_last": None}}
-
-
-def check_devices(trainer_cfg: DictConfig) -> None:
-    """Refuse more devices than this machine has, before anything starts: Lightning says less, and later
-    (on CPU it even starts more processes than there are cores)."""
-    devices, accelerator = trainer_cfg.get("devices"), trainer_cfg.get("accelerator")
-    if accelerator in ("gpu", "cuda"):
-        available, what = (torch.cuda.device_count() if torch.cuda.is_available() else 0), "CUDA GPUs"
-    elif accelerator == "cpu":
-        available, what = usable_cores(), "usable CPU cores"
-    else:
-        return  # "auto" or another accelerator: Lightning decides
-    if available == 0:
-        raise ValueError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible here: use trainer=cpu")
-    if isinstance(devices, (list, ListConfig)):  # device indices: the highest must exist
-        devices = list(devices)
-        wanted = max(devices) + 1 if devices else 0
-    else:  # a count, or "auto" / -1 for Lightning to resolve
-        wanted = devices if isinstance(devices, int) and not isinstance(devices, bool) else 0
-    if wanted > available:
-        raise ValueError(f"trainer.devices={devices} but this machine has {available} {what}: "
-                         f"set trainer.devices to at most {available}")
 
 
 def compile_unused(layer, precision) -> str | None:
