@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-CHUNG_GRU_TEST_NLL = 8.54  # Chung et al. 2014, Table 2, JSB Chorales, GRU test (shared/REFERENCES.md)
+CHUNG_GRU_TEST_NLL = 8.54  # Chung et al. 2014, Table 2, JSB Chorales, GRU test (arXiv:1412.3555)
 MAX_TIME = "00:00:20:00"  # a wall-time cap (Lightning's trainer.max_time), in case early stopping is late
 
 
