@@ -167,3 +167,30 @@ def test_deterministic_runs_do_not_fill_every_fresh_buffer(make_config):
     assert results["status"] == "ok"
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
+def test_lr_anneal_divides_the_rate_after_each_epoch_without_a_new_best(make_config, tmp_path):
+    """lr_anneal=0.25 is word_language_model's rule: lr ÷ 4 after every epoch whose val/loss is not below
+    the best so far. The rate the run ends with (its checkpoint) is 20 × 0.25^(epochs without a new best)."""
+    import csv
+
+    root = write_corpus(tmp_path / "corpus")
+    cfg = make_config([*lm_overrides(root), "trainer.max_epochs=5", "trainer.val_check_interval=1000",
+                       "optimizer=sgd", "optimizer.lr=20", "lr_anneal=0.25"])
+    results = train(cfg)
+    assert results["status"] == "ok", results.get("traceback")
+    with (Path(cfg.output_dir) / "val_curve.csv").open() as f:
+        losses = [float(row["val/loss"]) for row in csv.DictReader(f)]
+    assert len(losses) == 5  # one validation an epoch
+    misses = sum(loss >= min(losses[:i]) for i, loss in enumerate(losses) if i)
+    assert misses >= 1, f"no epoch without a new best, nothing tested: {losses}"
+    checkpoint = torch.load(Path(cfg.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(20 * 0.25 ** misses)
+    assert results["fairness"]["lr_anneal"] == 0.25
+
+
+def test_lr_anneal_is_checked_before_anything_is_built(make_config):
+    from rnnlab.training.config_check import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match=r"lr_anneal must be null or a factor in \(0, 1\), got 4; e.g. lr_anneal=0.25"):
+        check_config(make_config(["lr_anneal=4"]))

@@ -161,11 +161,11 @@ def train(cfg: DictConfig) -> dict:
         scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
         run_config = OmegaConf.to_container(cfg, resolve=True)
         module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                                         run_config=run_config)
+                                         run_config=run_config, lr_anneal=cfg.get("lr_anneal"))
         ckpt_path = resume_checkpoint(cfg.resume, cfg) if cfg.get("resume") else None
         results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
         results["fairness"] = {**model.fairness(), "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
-                               "gradient_clip_val": cfg.trainer.get("gradient_clip_val")}
+                               "gradient_clip_val": cfg.trainer.get("gradient_clip_val"), "lr_anneal": cfg.get("lr_anneal")}
         max_steps = cfg.trainer.get("max_steps") or -1
         length = f"{max_steps} steps" if max_steps > 0 else f"{cfg.trainer.get('max_epochs')} epochs"
         log.info("training %s (%s, %s parameters) on %s for %s -> %s", results["model"], results["impl"],
