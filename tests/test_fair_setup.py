@@ -194,3 +194,22 @@ def test_lr_anneal_is_checked_before_anything_is_built(make_config):
 
     with pytest.raises(ConfigError, match=r"lr_anneal must be null or a factor in \(0, 1\), got 4; e.g. lr_anneal=0.25"):
         check_config(make_config(["lr_anneal=4"]))
+
+
+def test_the_fair_defaults_rule_flags_only_a_cell_worse_than_the_peer_beyond_seed_noise():
+    """benchmarks/fair_defaults_table.py's rule on made-up runs: 2 standard errors of the difference of means."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fair_defaults_table import versus_peer
+
+    def runs(*ppl):
+        return [{"seed": i, "valid_ppl": p} for i, p in enumerate(ppl)]
+
+    peer = runs(100.0, 102.0, 104.0)  # mean 102, sd 2
+    assert versus_peer(runs(103.0, 105.0, 107.0), peer)["verdict"] == "ok"  # +3 < 2·√(4/3 + 4/3) = 3.27
+    worse = versus_peer(runs(104.0, 106.0, 108.0), peer)  # +4 > 3.27
+    assert worse["verdict"] == "worse" and worse["delta"] == pytest.approx(4.0)
+    assert worse["noise"] == pytest.approx(2 * (8 / 3) ** 0.5)
+    assert versus_peer(runs(50.0, 51.0, 52.0), peer)["verdict"] == "ok"  # better is never a failure
+    assert versus_peer(runs(200.0, 201.0), peer)["verdict"] == "pending"  # under 3 seeds: no verdict
