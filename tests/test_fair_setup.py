@@ -154,7 +154,7 @@ def test_results_record_the_fairness_defaults(make_config, tmp_path):
     assert results["status"] == "ok", results.get("traceback")
     fair = results["fairness"]
     assert fair["dropout_placement"] == "all" and fair["dropout"] == 0.3
-    assert fair["embedding_init"] == "N(0, 1)" and fair["head_init"] == "U(-0.1, 0.1), bias 0"
+    assert fair["embedding_init"] == "U(-0.1, 0.1)" and fair["head_init"] == "U(-0.1, 0.1), bias 0"
     assert fair["optimizer"]["momentum"] == 0.0 and fair["gradient_clip_val"] == 1.0
     assert fair["forget_bias"] == make_config(["model=lstm"]).model.cell.forget_bias
 
@@ -213,3 +213,34 @@ def test_the_fair_defaults_rule_flags_only_a_cell_worse_than_the_peer_beyond_see
     assert worse["noise"] == pytest.approx(2 * (8 / 3) ** 0.5)
     assert versus_peer(runs(50.0, 51.0, 52.0), peer)["verdict"] == "ok"  # better is never a failure
     assert versus_peer(runs(200.0, 201.0), peer)["verdict"] == "pending"  # under 3 seeds: no verdict
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_fair_defaults_are_word_language_models_values(make_config, cell):
+    """The values benchmarks/fair_defaults.md chose, pinned as values: U(-0.1, 0.1) embeddings and head
+    (bias 0), dropout on embeddings, between layers and on the output, LSTM forget bias 0 in the config and
+    in LSTMCell's own default alike, recurrent weights torch's U(-1/√H, 1/√H)."""
+    import inspect
+
+    from rnnlab.cells.lstm import LSTMCell
+    from rnnlab.data.base import DataSpec
+    from rnnlab.model.sequence_model import SequenceModel
+
+    model_cfg = make_config([f"model={cell}"]).model
+    assert (model_cfg.embedding_init, model_cfg.head_init, model_cfg.dropout_placement) == ("uniform", "uniform", "all")
+    assert model_cfg.init_range == 0.1
+    assert inspect.signature(LSTMCell).parameters["forget_bias"].default == 0.0
+    if cell == "lstm":
+        assert model_cfg.cell.forget_bias == 0.0
+    model = instantiate(model_cfg, spec=DataSpec(**LM_SPEC), embedding_dim=300, hidden_size=16)
+    assert model.embedding.weight.abs().max() <= 0.1 and model.embedding.weight.std() > 0.05
+    assert model.head.weight.abs().max() <= 0.1 and not model.head.bias.any()
+    recurrent = [p for n, p in model.recurrent.named_parameters() if "weight" in n]
+    assert recurrent and all(p.abs().max() <= 1 / 16 ** 0.5 for p in recurrent)
+    fair = model.fairness()
+    assert fair["forget_bias"] == (0.0 if cell == "lstm" else None) and fair["dropout_placement"] == "all"
+    if cell == "lstm":
+        H = 16
+        assert not model.recurrent.cells[0].bias_ih[H:2 * H].any() and not model.recurrent.cells[0].bias_hh[H:2 * H].any()
+    default_cell = SequenceModel(LSTMCell, DataSpec(**LM_SPEC), hidden_size=8)
+    assert default_cell.fairness()["embedding_init"] == "U(-0.1, 0.1)" and default_cell.fairness()["forget_bias"] == 0.0
