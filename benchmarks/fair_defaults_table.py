@@ -24,22 +24,52 @@ def runs_of(result: dict, corpus: str, variant: str, cell: str) -> list[dict]:
                   key=lambda r: r["seed"])
 
 
+def difference(ours: list[float], peer: list[float]) -> tuple[float, float] | None:
+    """Mean of ours minus the peer's and twice the standard error of that difference; None under 3 seeds."""
+    if min(len(ours), len(peer)) < 3:
+        return None
+    (m_o, s_o), (m_p, s_p) = mean_sd(ours), mean_sd(peer)
+    return m_o - m_p, 2 * (s_o ** 2 / len(ours) + s_p ** 2 / len(peer)) ** 0.5
+
+
 def versus_peer(ours: list[dict], peer: list[dict]) -> dict:
     """Mean valid ppl above the peer's, twice the standard error of that difference, and the verdict:
     'worse' beyond seed noise, 'ok', or 'pending' under 3 seeds on either side."""
-    if min(len(ours), len(peer)) < 3:
+    found = difference([r["valid_ppl"] for r in ours], [r["valid_ppl"] for r in peer])
+    if found is None:
         return {"delta": None, "noise": None, "verdict": "pending"}
-    (m_o, s_o), (m_p, s_p) = mean_sd([r["valid_ppl"] for r in ours]), mean_sd([r["valid_ppl"] for r in peer])
-    noise = 2 * (s_o ** 2 / len(ours) + s_p ** 2 / len(peer)) ** 0.5
-    return {"delta": m_o - m_p, "noise": noise, "verdict": "worse" if m_o - m_p > noise else "ok"}
+    return {"delta": found[0], "noise": found[1], "verdict": "worse" if found[0] > found[1] else "ok"}
 
 
-def passes(result: dict, variant: str) -> str:
-    """'yes' if on every corpus no cell that the variant applies to ends worse than the peer; else 'no'/'pending'."""
+def cell_ratio(result: dict, corpus: str, variant: str) -> list[float]:
+    """LSTM / GRU valid ppl, seed by seed (a forget-bias variant's LSTM beside the reference's GRU)."""
+    gru = {r["seed"]: r for r in runs_of(result, corpus, "reference" if "forget" in variant else variant, "gru")}
+    return [r["valid_ppl"] / gru[r["seed"]]["valid_ppl"] for r in runs_of(result, corpus, variant, "lstm")
+            if r["seed"] in gru]
+
+
+def gap_versus_peer(result: dict, corpus: str, variant: str) -> dict:
+    """Does the variant move one cell against the other? The LSTM/GRU valid-ppl ratio against the peer's,
+    'moved' when it differs either way beyond 2 standard errors."""
+    found = difference(cell_ratio(result, corpus, variant), cell_ratio(result, corpus, "peer"))
+    if found is None:
+        return {"delta": None, "noise": None, "verdict": "pending"}
+    return {"delta": found[0], "noise": found[1], "verdict": "moved" if abs(found[0]) > found[1] else "ok"}
+
+
+def passes(result: dict, variant: str) -> dict:
+    """'yes' / 'no' / 'pending' for each half of the rule, on every corpus: no cell that the variant applies
+    to ends worse than the peer ('worse_than_peer'); the cells keep the peer's ratio ('cells_kept_apart')."""
     cells = ("lstm",) if variant == "model.cell.forget_bias" else CELLS
-    verdicts = [versus_peer(runs_of(result, c, variant, cell), runs_of(result, c, "peer", cell))["verdict"]
-                for c in result["corpora"] for cell in cells]
-    return "no" if "worse" in verdicts else "pending" if "pending" in verdicts else "yes"
+
+    def fold(verdicts: list[str]) -> str:
+        return "pending" if "pending" in verdicts else "yes" if set(verdicts) == {"ok"} else "no"
+
+    worse = fold([versus_peer(runs_of(result, c, variant, cell), runs_of(result, c, "peer", cell))["verdict"]
+                  for c in result["corpora"] for cell in cells])
+    gap = fold([gap_versus_peer(result, c, variant)["verdict"] for c in result["corpora"]])
+    both = "no" if "no" in (worse, gap) else "pending" if "pending" in (worse, gap) else "yes"
+    return {"no_cell_worse": worse, "ratio_kept": gap, "both": both}
 
 
 def adding_summary(result: dict) -> dict:
@@ -63,25 +93,27 @@ def adding_prefers_bias_1(summary: dict) -> bool | None:
 
 
 def decide(result: dict) -> dict:
-    """Per key: the previous default is kept only if it passes; else the reference's value. The forget bias
-    (reference 0) becomes 1 only if 1 passes on the language models and learns the adding problem better."""
+    """Per key: the previous default is kept only if it passes both halves of the rule; else the reference's
+    value. The forget bias (reference 0) becomes 1 only if 1 passes on the language models and learns the
+    adding problem better."""
     decisions = {}
+    ref_passes = passes(result, "reference")["both"]
     for key, reference in result["reference"].items():
         alternative, previous = result["alternatives"][key], PREVIOUS[key]
-        alt_passes, ref_passes = passes(result, key), passes(result, "reference")
+        alt = passes(result, key)
         if key == "model.cell.forget_bias":
             prefers = adding_prefers_bias_1(adding_summary(result))
-            chosen = alternative if alt_passes == "yes" and prefers else reference
-            why = (f"1 passes the LM rule: {alt_passes}; the adding problem prefers 1: "
+            chosen = alternative if alt["both"] == "yes" and prefers else reference
+            why = (f"1 passes on the language models: {alt['both']}; the adding problem prefers 1: "
                    f"{'pending' if prefers is None else 'yes' if prefers else 'no'}")
         elif previous == reference:
-            chosen, why = reference, f"previous default = the reference's; reference passes: {ref_passes}"
+            chosen, why = reference, f"previous default = word_language_model's, which passes: {ref_passes}"
         else:
-            chosen = previous if alt_passes == "yes" else reference
-            why = f"previous default {previous} passes: {alt_passes}"
+            chosen = previous if alt["both"] == "yes" else reference
+            why = f"previous default {previous} passes: {alt['both']}"
         decisions[key] = {"reference": reference, "alternative": alternative, "previous": previous,
-                          "alternative_passes": alt_passes, "reference_passes": ref_passes, "chosen": chosen,
-                          "why": why}
+                          "alternative_no_cell_worse": alt["no_cell_worse"], "alternative_ratio_kept":
+                          alt["ratio_kept"], "reference_passes": ref_passes, "chosen": chosen, "why": why}
     return decisions
 
 
@@ -114,17 +146,21 @@ def write_tables(result: dict, stem: Path) -> None:
              f"{' '.join(result['setting'])}; the peer at its defaults (the same values), under the glibc "
              f"thresholds our runs set. Load before/after: {result['load'][0]} / {result['load'][-1]}; "
              f"{result.get('seconds', 0) / 60:.1f} min.", "",
-             "Rule: a value stays a default only if, on every corpus, no cell ends worse than the peer beyond "
-             "seed noise: mean valid ppl above the peer's by more than 2 standard errors of the difference "
-             "(2·√(s²_ours/n + s²_peer/n)). `reference` is our cells at word_language_model's own values "
+             "Rule: a value stays a default only if, on every corpus, (1) no cell ends worse than the peer "
+             "beyond seed noise: mean valid ppl above the peer's by more than 2 standard errors of the "
+             "difference (2·√(s²_ours/n + s²_peer/n)), and (2) it does not move one cell against the other: "
+             "the LSTM/GRU valid-ppl ratio (seed by seed) differs from the peer's by no more than 2 standard "
+             "errors, either way. Else word_language_model's value is the default. `reference` is our cells at word_language_model's own values "
              f"({', '.join(f'{k}={v}' for k, v in result['reference'].items())}); every other row changes one "
              "key from there. Valid ppl: after the last epoch (both tools); test ppl: ours of the last "
              "epoch's model, the peer's of its best-validation model.", "",
              "## Decisions", "",
-             "| key | word_language_model's | alternative | previous default | alternative passes | chosen | why |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| `{k}` | {d['reference']} | {d['alternative']} | {d['previous']} | {d['alternative_passes']} | "
-              f"**{d['chosen']}** | {d['why']} |" for k, d in decisions.items()]
+             "| key | word_language_model's | alternative | previous default | alternative: no cell worse "
+             "than the peer | alternative: LSTM/GRU ratio as the peer's | chosen | why |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| `{k}` | {d['reference']} | {d['alternative']} | {d['previous']} | "
+              f"{d['alternative_no_cell_worse']} | {d['alternative_ratio_kept']} | **{d['chosen']}** | {d['why']} |"
+              for k, d in decisions.items()]
     lines += ["", "## Per corpus", "",
               "| corpus | cell | run | valid ppl per seed | valid mean ± sd | test mean ± sd | valid − peer | "
               "2 SE | verdict |", "|---|---|---|---|---:|---:|---:|---:|---|"]
@@ -144,6 +180,18 @@ def write_tables(result: dict, stem: Path) -> None:
                 lines.append(f"| {corpus} | {cell.upper()} | {name} | "
                              f"{per_seed} | {vm:.2f} ± {vs:.2f} | "
                              f"{tm:.2f} ± {ts:.2f} | {fmt(v['delta'])} | {fmt(v['noise'])} | {v['verdict']} |")
+    lines += ["", "LSTM / GRU valid ppl, seed by seed (a forget-bias row: its LSTM over the reference's GRU):", "",
+              "| corpus | run | LSTM/GRU per seed | mean ± sd | − peer's | 2 SE | verdict |",
+              "|---|---|---|---:|---:|---:|---|"]
+    for corpus in result["corpora"]:
+        for variant in variants:
+            ratios = cell_ratio(result, corpus, variant)
+            if len(ratios) > 1:
+                g = gap_versus_peer(result, corpus, variant) if variant != "peer" else \
+                    {"delta": None, "noise": None, "verdict": ""}
+                lines.append(f"| {corpus} | {variant} | {', '.join(f'{x:.3f}' for x in ratios)} | "
+                             f"{mean_sd(ratios)[0]:.3f} ± {mean_sd(ratios)[1]:.3f} | {fmt(g['delta'], 3)} | "
+                             f"{fmt(g['noise'], 3)} | {g['verdict']} |")
     summary = adding_summary(result)
     lines += ["", "## LSTM forget bias on the adding problem", "",
               f"`{' '.join(result['adding_setting'])}`: solved = validation MSE below 0.05 × the baseline's, "

@@ -197,11 +197,12 @@ def test_lr_anneal_is_checked_before_anything_is_built(make_config):
 
 
 def test_the_fair_defaults_rule_flags_only_a_cell_worse_than_the_peer_beyond_seed_noise():
-    """benchmarks/fair_defaults_table.py's rule on made-up runs: 2 standard errors of the difference of means."""
+    """benchmarks/fair_defaults_table.py's rule on made-up runs: 2 standard errors of the difference of means,
+    on each cell against the peer and on the LSTM/GRU ratio against the peer's."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from fair_defaults_table import versus_peer
+    from fair_defaults_table import gap_versus_peer, passes, versus_peer
 
     def runs(*ppl):
         return [{"seed": i, "valid_ppl": p} for i, p in enumerate(ppl)]
@@ -213,6 +214,16 @@ def test_the_fair_defaults_rule_flags_only_a_cell_worse_than_the_peer_beyond_see
     assert worse["noise"] == pytest.approx(2 * (8 / 3) ** 0.5)
     assert versus_peer(runs(50.0, 51.0, 52.0), peer)["verdict"] == "ok"  # better is never a failure
     assert versus_peer(runs(200.0, 201.0), peer)["verdict"] == "pending"  # under 3 seeds: no verdict
+
+    def cells(variant, lstm, gru):
+        return [{"corpus": "c", "variant": variant, "cell": cell, "seed": i, "valid_ppl": p}
+                for cell, ppl in (("lstm", lstm), ("gru", gru)) for i, p in enumerate(ppl)]
+
+    # a variant that helps the LSTM alone: no cell worse than the peer, yet the cells move apart
+    result = {"corpora": {"c": {}}, "runs": cells("peer", (61, 62, 61), (64, 64, 65))
+              + cells("x", (48, 49, 48), (64, 65, 64))}
+    assert passes(result, "x") == {"no_cell_worse": "yes", "ratio_kept": "no", "both": "no"}
+    assert gap_versus_peer(result, "c", "x")["delta"] < 0
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
