@@ -79,7 +79,10 @@ def adding_summary(result: dict) -> dict:
         solved = [r["steps"] for r in rows if r["solved"]]
         out[bias] = {"runs": len(rows), "solved": len(solved),
                      "mean_steps_to_solve": statistics.mean(solved) if solved else None,
-                     "mean_test_mse": statistics.mean(r["test_mse"] for r in rows) if rows else None}
+                     "mean_test_mse": statistics.mean(r["test_mse"] for r in rows) if rows else None,
+                     "test_mse": [r["test_mse"] for r in rows]}
+    # bias 1's mean test MSE minus bias 0's, and twice its standard error (None under 3 runs a side)
+    out["test_mse_difference"] = difference(out[1.0]["test_mse"], out[0.0]["test_mse"])
     return out
 
 
@@ -89,7 +92,9 @@ def adding_prefers_bias_1(summary: dict) -> bool | None:
         return None
     if one["solved"] != zero["solved"]:
         return one["solved"] > zero["solved"]
-    return bool(one["solved"]) and one["mean_steps_to_solve"] < zero["mean_steps_to_solve"]
+    if one["solved"]:
+        return one["mean_steps_to_solve"] < zero["mean_steps_to_solve"]
+    return summary["test_mse_difference"][0] < -summary["test_mse_difference"][1]  # none solved: lower MSE, beyond noise
 
 
 def decide(result: dict) -> dict:
@@ -201,7 +206,9 @@ def write_tables(result: dict, stem: Path) -> None:
               f"{r['test_mse']:.4f} |" for r in result.get("adding", [])]
     lines += [f"\nForget bias {b:g}: {s['solved']}/{s['runs']} solved, mean steps to solve "
               f"{fmt(s['mean_steps_to_solve'], 0)}, mean test MSE {fmt(s['mean_test_mse'], 4)}."
-              for b, s in summary.items()]
+              for b, s in summary.items() if b != "test_mse_difference"]
+    if summary["test_mse_difference"]:
+        lines.append("\nTest MSE, bias 1 − bias 0: {:.4f} ± {:.4f} (2 SE).".format(*summary["test_mse_difference"]))
     lines += side_by_side(result, decisions)
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
