@@ -11,9 +11,10 @@ arrive:
 
     python benchmarks/fair_defaults.py --peer /tmp/peer/word_language_model --peer-commit <sha>
 
-The rule (README "Fair defaults"): a value is kept as a default only if on every corpus neither cell ends
-worse than the peer beyond seed noise (mean valid ppl above the peer's by more than twice the standard
-error of the difference); where the current default fails, the reference's value becomes the default.
+The rule (README "Fair defaults", applied in fair_defaults_table.py): a value is kept as a default only if
+on every corpus neither cell ends worse than the peer beyond seed noise (mean valid ppl above the peer's by
+more than twice the standard error of the difference) and the LSTM/GRU ratio stays the peer's within the
+same noise; where the current default fails, the reference's value becomes the default.
 """
 
 from __future__ import annotations
