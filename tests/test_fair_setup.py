@@ -154,7 +154,7 @@ def test_results_record_the_fairness_defaults(make_config, tmp_path):
     assert results["status"] == "ok", results.get("traceback")
     fair = results["fairness"]
     assert fair["dropout_placement"] == "all" and fair["dropout"] == 0.3
-    assert fair["embedding_init"] == "N(0, 1)" and fair["head_init"] == "U(-0.1, 0.1), bias 0"
+    assert fair["embedding_init"] == "U(-0.1, 0.1)" and fair["head_init"] == "U(-0.1, 0.1), bias 0"
     assert fair["optimizer"]["momentum"] == 0.0 and fair["gradient_clip_val"] == 1.0
     assert fair["forget_bias"] == make_config(["model=lstm"]).model.cell.forget_bias
 
@@ -167,3 +167,91 @@ def test_deterministic_runs_do_not_fill_every_fresh_buffer(make_config):
     assert results["status"] == "ok"
     assert torch.are_deterministic_algorithms_enabled()
     assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
+def test_lr_anneal_divides_the_rate_after_each_epoch_without_a_new_best(make_config, tmp_path):
+    """lr_anneal=0.25 is word_language_model's rule: lr ÷ 4 after every epoch whose val/loss is not below
+    the best so far. The rate the run ends with (its checkpoint) is 20 × 0.25^(epochs without a new best)."""
+    import csv
+
+    root = write_corpus(tmp_path / "corpus")
+    cfg = make_config([*lm_overrides(root), "trainer.max_epochs=5", "trainer.val_check_interval=1000",
+                       "optimizer=sgd", "optimizer.lr=20", "lr_anneal=0.25"])
+    results = train(cfg)
+    assert results["status"] == "ok", results.get("traceback")
+    with (Path(cfg.output_dir) / "val_curve.csv").open() as f:
+        losses = [float(row["val/loss"]) for row in csv.DictReader(f)]
+    assert len(losses) == 5  # one validation an epoch
+    misses = sum(loss >= min(losses[:i]) for i, loss in enumerate(losses) if i)
+    assert misses >= 1, f"no epoch without a new best, nothing tested: {losses}"
+    checkpoint = torch.load(Path(cfg.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(20 * 0.25 ** misses)
+    assert results["fairness"]["lr_anneal"] == 0.25
+
+
+def test_lr_anneal_is_checked_before_anything_is_built(make_config):
+    from rnnlab.training.config_check import ConfigError, check_config
+
+    with pytest.raises(ConfigError, match=r"lr_anneal must be null or a factor in \(0, 1\), got 4; e.g. lr_anneal=0.25"):
+        check_config(make_config(["lr_anneal=4"]))
+
+
+def test_the_fair_defaults_rule_flags_only_a_cell_worse_than_the_peer_beyond_seed_noise():
+    """benchmarks/fair_defaults_table.py's rule on made-up runs: 2 standard errors of the difference of means,
+    on each cell against the peer and on the LSTM/GRU ratio against the peer's."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fair_defaults_table import gap_versus_peer, passes, versus_peer
+
+    def runs(*ppl):
+        return [{"seed": i, "valid_ppl": p} for i, p in enumerate(ppl)]
+
+    peer = runs(100.0, 102.0, 104.0)  # mean 102, sd 2
+    assert versus_peer(runs(103.0, 105.0, 107.0), peer)["verdict"] == "ok"  # +3 < 2·√(4/3 + 4/3) = 3.27
+    worse = versus_peer(runs(104.0, 106.0, 108.0), peer)  # +4 > 3.27
+    assert worse["verdict"] == "worse" and worse["delta"] == pytest.approx(4.0)
+    assert worse["noise"] == pytest.approx(2 * (8 / 3) ** 0.5)
+    assert versus_peer(runs(50.0, 51.0, 52.0), peer)["verdict"] == "ok"  # better is never a failure
+    assert versus_peer(runs(200.0, 201.0), peer)["verdict"] == "pending"  # under 3 seeds: no verdict
+
+    def cells(variant, lstm, gru):
+        return [{"corpus": "c", "variant": variant, "cell": cell, "seed": i, "valid_ppl": p}
+                for cell, ppl in (("lstm", lstm), ("gru", gru)) for i, p in enumerate(ppl)]
+
+    # a variant that helps the LSTM alone: no cell worse than the peer, yet the cells move apart
+    result = {"corpora": {"c": {}}, "runs": cells("peer", (61, 62, 61), (64, 64, 65))
+              + cells("x", (48, 49, 48), (64, 65, 64))}
+    assert passes(result, "x") == {"no_cell_worse": "yes", "ratio_kept": "no", "both": "no"}
+    assert gap_versus_peer(result, "c", "x")["delta"] < 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_fair_defaults_are_word_language_models_values(make_config, cell):
+    """The values benchmarks/fair_defaults.md chose, pinned as values: U(-0.1, 0.1) embeddings and head
+    (bias 0), dropout on embeddings, between layers and on the output, LSTM forget bias 0 in the config and
+    in LSTMCell's own default alike, recurrent weights torch's U(-1/√H, 1/√H)."""
+    import inspect
+
+    from rnnlab.cells.lstm import LSTMCell
+    from rnnlab.data.base import DataSpec
+    from rnnlab.model.sequence_model import SequenceModel
+
+    model_cfg = make_config([f"model={cell}"]).model
+    assert (model_cfg.embedding_init, model_cfg.head_init, model_cfg.dropout_placement) == ("uniform", "uniform", "all")
+    assert model_cfg.init_range == 0.1
+    assert inspect.signature(LSTMCell).parameters["forget_bias"].default == 0.0
+    if cell == "lstm":
+        assert model_cfg.cell.forget_bias == 0.0
+    model = instantiate(model_cfg, spec=DataSpec(**LM_SPEC), embedding_dim=300, hidden_size=16)
+    assert model.embedding.weight.abs().max() <= 0.1 and model.embedding.weight.std() > 0.05
+    assert model.head.weight.abs().max() <= 0.1 and not model.head.bias.any()
+    recurrent = [p for n, p in model.recurrent.named_parameters() if "weight" in n]
+    assert recurrent and all(p.abs().max() <= 1 / 16 ** 0.5 for p in recurrent)
+    fair = model.fairness()
+    assert fair["forget_bias"] == (0.0 if cell == "lstm" else None) and fair["dropout_placement"] == "all"
+    if cell == "lstm":
+        H = 16
+        assert not model.recurrent.cells[0].bias_ih[H:2 * H].any() and not model.recurrent.cells[0].bias_hh[H:2 * H].any()
+    default_cell = SequenceModel(LSTMCell, DataSpec(**LM_SPEC), hidden_size=8)
+    assert default_cell.fairness()["embedding_init"] == "U(-0.1, 0.1)" and default_cell.fairness()["forget_bias"] == 0.0

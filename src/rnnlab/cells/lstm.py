@@ -23,19 +23,20 @@ from rnnlab.cells.base import RecurrentCell, State, rows, sigmoid_grad, step_mas
 class LSTMCell(RecurrentCell):
     """LSTM step. Fused counterpart: ``torch.nn.LSTM``.
 
-    ``forget_bias`` (default 1.0) initialises b_f. With b_f = 0 the forget gate starts near
-    σ(0) = 0.5, so the cell state halves every step and gradients through c_t vanish like a plain
-    RNN's before training can learn to keep memory; b_f = 1 starts f_t near 0.73 (Gers et al. 2000;
-    Jozefowicz et al. 2015 found it closes most of the LSTM–GRU gap). torch.nn.LSTM has two bias
-    vectors; only the input-side one gets ``forget_bias`` (the hidden-side forget block is zeroed),
-    otherwise the effective bias would double.
+    ``forget_bias`` (default 0.0, the project's: README "Fair defaults") initialises b_f. With b_f = 0
+    the forget gate starts near σ(0) = 0.5, so the cell state halves every step and gradients through
+    c_t vanish like a plain RNN's before training can learn to keep memory; b_f = 1 starts f_t near
+    0.73 (Gers et al. 2000; Jozefowicz et al. 2015 found it closes most of the LSTM–GRU gap), but in
+    benchmarks/fair_defaults.md it left the language models behind word_language_model's. torch.nn.LSTM
+    has two bias vectors; only the input-side one gets ``forget_bias`` (the hidden-side forget block is
+    zeroed), otherwise the effective bias would double.
     """
 
     gate_names = ("i", "f", "c", "o")
     state_names = ("h", "c")
     fused = nn.LSTM
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float = 1.0) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float = 0.0) -> None:
         self.forget_bias = float(forget_bias)
         super().__init__(input_size, hidden_size, bias)
 

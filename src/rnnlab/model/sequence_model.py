@@ -50,7 +50,7 @@ class SequenceModel(nn.Module):
                  hidden_size: int = 128, num_layers: int = 1, bidirectional: bool = False,
                  dropout: float = 0.0, impl: str = "unrolled", pooling: str = "last",
                  embedding_dim: int = 64, compile: bool = False, scan: bool = True,
-                 dropout_placement: str = "all", embedding_init: str = "normal", head_init: str = "uniform",
+                 dropout_placement: str = "all", embedding_init: str = "uniform", head_init: str = "uniform",
                  init_range: float = 0.1, param_budget: int | None = None) -> None:
         super().__init__()  # param_budget: read before building (rnnlab.model.param_budget sets hidden_size)
         if dropout_placement not in DROPOUT_PLACEMENTS:

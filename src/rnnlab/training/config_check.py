@@ -70,6 +70,7 @@ RANGES = {
     "trainer.max_steps": (_integer(lambda v: v == -1 or v >= 1), "a positive integer (or -1: no limit)", "1500"),
     "data.batch_size": (_integer(lambda v: v >= 1), "a positive integer", "64"),
     "weight_noise.sigma": (lambda v: v is None or _number(lambda s: s >= 0)(v), "null (off) or a number ≥ 0", "0.075"),
+    "lr_anneal": (lambda v: v is None or _number(lambda f: 0 < f < 1)(v), "null or a factor in (0, 1)", "0.25"),
 }
 
 
@@ -165,6 +166,8 @@ def check_config(cfg: DictConfig) -> None:
     except OmegaConfBaseException as error:
         key = getattr(error, "full_key", "")
         raise ConfigError(f"{key} must be {RunKeys.__annotations__[key]}, got {plain.get(key)!r}") from None
+    if plain.get("lr_anneal") is not None and plain.get("scheduler"):
+        raise ConfigError(f"lr_anneal={plain['lr_anneal']} and scheduler are both set; keep one, e.g. scheduler=null")
     _walk("", plain)
 
 

@@ -60,11 +60,12 @@ class SequenceLightningModule(L.LightningModule):
 
     def __init__(self, model: SequenceModel, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-                 run_config: dict | None = None) -> None:
+                 run_config: dict | None = None, lr_anneal: float | None = None) -> None:
         super().__init__()
         self.run_config = run_config or {}
         self.model, self.spec = model, model.spec
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.lr_anneal = lr_anneal
         # keyed "<stage>_metrics": a ModuleDict key "train" would shadow nn.Module.train
         self.metrics = nn.ModuleDict({f"{s}_metrics": _metrics(self.spec).clone(prefix=f"{s}/") for s in STAGES})
         self.train_loss = MeanMetric()
@@ -178,6 +179,11 @@ class SequenceLightningModule(L.LightningModule):
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_anneal is not None:  # word_language_model's rule: lr × factor when val/loss is not a new best
+            anneal = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=self.lr_anneal, patience=0,
+                                                                threshold=0.0)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": anneal, "monitor": "val/loss",
+                                                             "interval": "epoch", "frequency": 1}}
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer,

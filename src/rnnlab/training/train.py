@@ -193,12 +193,12 @@ def build(cfg: DictConfig, output_dir: Path, group: str | None, results: dict) -
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     run_config = OmegaConf.to_container(cfg, resolve=True)
     module = SequenceLightningModule(model, optimizer=instantiate(cfg.optimizer), scheduler=scheduler,
-                                     run_config=run_config)
+                                     run_config=run_config, lr_anneal=cfg.get("lr_anneal"))
     ckpt_path = resume_checkpoint(cfg.resume, cfg) if cfg.get("resume") else None
     results.update(data=spec.name, task=spec.task, params=model.num_parameters, baseline_loss=spec.baseline_loss)
     weight_noise = build_weight_noise(cfg.get("weight_noise"), cfg.seed)
     results["fairness"] = {**model.fairness(), "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
-                           "gradient_clip_val": cfg.trainer.get("gradient_clip_val"),
+                           "gradient_clip_val": cfg.trainer.get("gradient_clip_val"), "lr_anneal": cfg.get("lr_anneal"),
                            "weight_noise": {"sigma": weight_noise.sigma if weight_noise else None,
                                             "applies_to": "weights: parameters of 2+ dimensions, not biases"}}
     max_steps = cfg.trainer.get("max_steps") or -1
