@@ -30,8 +30,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wlm_compare import ENV, PEER_MALLOC, QUIET, ROOT, export_corpus  # noqa: E402
-from fair_defaults_table import write_tables  # noqa: E402
+from fair_defaults_table import write_tables
+from wlm_compare import ENV, PEER_MALLOC, QUIET, ROOT, export_corpus
 
 # word_language_model's setting; epochs and seed come per run
 SETTING = ["model.hidden_size=200", "model.num_layers=2", "embeddings.dim=200", "model.dropout=0.2",

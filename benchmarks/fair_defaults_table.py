@@ -151,24 +151,24 @@ def write_tables(result: dict, stem: Path) -> None:
              f"{' '.join(result['setting'])}; the peer at its defaults (the same values), under the glibc "
              f"thresholds our runs set. Load before/after: {result['load'][0]} / {result['load'][-1]}; "
              f"{result.get('seconds', 0) / 60:.1f} min.", "",
-             "Rule: a value stays a default only if, on every corpus, (1) no cell ends worse than the peer "
+             ("Rule: a value stays a default only if, on every corpus, (1) no cell ends worse than the peer "
              "beyond seed noise: mean valid ppl above the peer's by more than 2 standard errors of the "
              "difference (2·√(s²_ours/n + s²_peer/n)), and (2) it does not move one cell against the other: "
              "the LSTM/GRU valid-ppl ratio (seed by seed) differs from the peer's by no more than 2 standard "
              "errors, either way. Else word_language_model's value is the default. `reference` is our cells at word_language_model's own values "
              f"({', '.join(f'{k}={v}' for k, v in result['reference'].items())}); every other row changes one "
              "key from there. Valid ppl: after the last epoch (both tools); test ppl: ours of the last "
-             "epoch's model, the peer's of its best-validation model.", "",
+             "epoch's model, the peer's of its best-validation model."), "",
              "## Decisions", "",
-             "| key | word_language_model's | alternative | previous default | alternative: no cell worse "
-             "than the peer | alternative: LSTM/GRU ratio as the peer's | chosen | why |",
+             ("| key | word_language_model's | alternative | previous default | alternative: no cell worse "
+             "than the peer | alternative: LSTM/GRU ratio as the peer's | chosen | why |"),
              "|---|---|---|---|---|---|---|---|"]
     lines += [f"| `{k}` | {d['reference']} | {d['alternative']} | {d['previous']} | "
               f"{d['alternative_no_cell_worse']} | {d['alternative_ratio_kept']} | **{d['chosen']}** | {d['why']} |"
               for k, d in decisions.items()]
     lines += ["", "## Per corpus", "",
-              "| corpus | cell | run | valid ppl per seed | valid mean ± sd | test mean ± sd | valid − peer | "
-              "2 SE | verdict |", "|---|---|---|---|---:|---:|---:|---:|---|"]
+              ("| corpus | cell | run | valid ppl per seed | valid mean ± sd | test mean ± sd | valid − peer | "
+              "2 SE | verdict |"), "|---|---|---|---|---:|---:|---:|---:|---|"]
     variants = ["peer", "reference", *result["alternatives"]]
     for corpus in result["corpora"]:
         for cell in CELLS:
@@ -180,8 +180,8 @@ def write_tables(result: dict, stem: Path) -> None:
                 (vm, vs), (tm, ts) = (mean_sd([r[k] for r in runs]) for k in ("valid_ppl", "test_ppl"))
                 name = variant if variant in ("peer", "reference") else \
                     f"{variant}={result['alternatives'][variant]}"
-                v = versus_peer(runs, peer) if variant != "peer" else {"delta": None, "noise": None, "verdict": ""}
                 per_seed = ", ".join(f"{r['valid_ppl']:.2f}" for r in runs)
+                v = versus_peer(runs, peer) if variant != "peer" else {"delta": None, "noise": None, "verdict": ""}
                 lines.append(f"| {corpus} | {cell.upper()} | {name} | "
                              f"{per_seed} | {vm:.2f} ± {vs:.2f} | "
                              f"{tm:.2f} ± {ts:.2f} | {fmt(v['delta'])} | {fmt(v['noise'])} | {v['verdict']} |")
@@ -199,8 +199,8 @@ def write_tables(result: dict, stem: Path) -> None:
                              f"{fmt(g['noise'], 3)} | {g['verdict']} |")
     summary = adding_summary(result)
     lines += ["", "## LSTM forget bias on the adding problem", "",
-              f"`{' '.join(result['adding_setting'])}`: solved = validation MSE below 0.05 × the baseline's, "
-              "checked every 100 steps; unsolved runs stop at the step budget.", "",
+              (f"`{' '.join(result['adding_setting'])}`: solved = validation MSE below 0.05 × the baseline's, "
+              "checked every 100 steps; unsolved runs stop at the step budget."), "",
               "| forget bias | seed | solved | steps | test MSE |", "|---:|---:|---|---:|---:|"]
     lines += [f"| {r['forget_bias']:g} | {r['seed']} | {'yes' if r['solved'] else 'no'} | {r['steps']} | "
               f"{r['test_mse']:.4f} |" for r in result.get("adding", [])]
@@ -218,9 +218,9 @@ def side_by_side(result: dict, decisions: dict) -> list[str]:
     lines = ["", "## Side by side after the change: the chosen defaults beside word_language_model", ""]
     if chosen is None:
         return lines + ["The chosen defaults combine two changes, a setting not measured here."]
-    lines += [f"The same runs as above (`{chosen}`); tokens/s is training tokens over the training loop's wall "
+    lines += [(f"The same runs as above (`{chosen}`); tokens/s is training tokens over the training loop's wall "
               "time without validation, median over the seeds; ours / peer: each seed's run over the peer's "
-              "run of the same seed (the runs came one after the other, not alternated, on a shared machine).", "",
+              "run of the same seed (the runs came one after the other, not alternated, on a shared machine)."), "",
               "| corpus | cell | run | valid ppl | test ppl | tokens/s | ours / peer, median (min–max) |",
               "|---|---|---|---:|---:|---:|---:|"]
     for corpus in result["corpora"]:
@@ -233,7 +233,6 @@ def side_by_side(result: dict, decisions: dict) -> list[str]:
                 ratios = [r["tokens_per_second"] / peer[r["seed"]]["tokens_per_second"] for r in runs
                           if r["seed"] in peer]
                 speed = f"{statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})" if ratios else "–"
-                per_seed = ", ".join(f"{r['valid_ppl']:.2f}" for r in runs)
                 lines.append(f"| {corpus} | {cell.upper()} | {name} | "
                              f"{statistics.mean(r['valid_ppl'] for r in runs):.2f} | "
                              f"{statistics.mean(r['test_ppl'] for r in runs):.2f} | "

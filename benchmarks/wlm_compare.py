@@ -149,8 +149,8 @@ def write_compare(result: dict, path: Path) -> None:
               f"{result['load'][0]} / {result['load'][1]}. Medians over rounds; tokens/s is training tokens "
               "over the training loop's wall time without validation (ours: `loop_tokens_per_second`; "
               "the peer: its ms/batch lines)."), "",
-              "| cell | run | tokens/s | ours / peer | same round, min–max | ours / peer with our malloc "
-              "thresholds, same round min–max | valid ppl | test ppl |",
+              ("| cell | run | tokens/s | ours / peer | same round, min–max | ours / peer with our malloc "
+              "thresholds, same round min–max | valid ppl | test ppl |"),
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     for cell in ("lstm", "gru"):
         peer, peer_malloc = runs[f"{cell}/peer"], runs.get(f"{cell}/peer+malloc")

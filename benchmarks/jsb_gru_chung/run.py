@@ -113,7 +113,7 @@ Python {platform.python_version()}, torch {torch.__version__}
 | parameters | {r['params']:,} | ≈20K |
 | updates | {r['steps']:,} ({r['epochs']:g} epochs) | |
 | best validation at update | {stop.get('best_step')} | |
-| stopped by | {EarlyStoppingReason(stop['reason']).name if stop.get('reason') else 'the epoch cap or max_time'} | |
+| stopped by | {stop['reason'] if isinstance(stop.get('reason'), str) else EarlyStoppingReason(stop['reason']).name.lower() if stop.get('reason') else 'the epoch cap or max_time'} | |
 | training time | {r['train_seconds']:.0f} s | |
 | wall time (the whole command) | {wall:.0f} s | |
 """)

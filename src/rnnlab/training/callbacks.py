@@ -215,7 +215,7 @@ class ThresholdStopping(EarlyStopping):
         stopped = "perf/early_stop_step" in m
         return {"stopped": stopped, "step": int(m["perf/early_stop_step"]) if stopped else None,
                 "threshold": self.stopping_threshold, "monitor": self.monitor,
-                "reason": self.REASONS[int(m["perf/early_stop_reason"])].value if stopped else None}
+                "reason": self.REASONS[int(m["perf/early_stop_reason"])].name.lower() if stopped else None}
 
 
 EARLY_STOPPING_KEYS = ("monitor", "mode", "stopping_threshold", "threshold_fraction_of_baseline", "patience",
