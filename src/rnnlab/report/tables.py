@@ -82,7 +82,7 @@ COLUMNS = (
     Column("ms/upd", _stat("seconds_per_update", 1000.0), legend="milliseconds per update"),
     Column("tokens/s", _stat("tokens_per_second"), terminal=False),
     Column("updates", _stat("steps", exact_int=True), terminal=False),
-    Column("stopped", _stopped, legend="runs stopped early (solved), and the mean step", terminal=False),
+    Column("stopped", _stopped, legend="runs stopped early (solved, or no better validation for `patience` checks), and the mean step", terminal=False),
     Column("slope₀", _stat("gradients.init_slope_log10_per_step"), legend=f"{GRADIENT_DECAY}, at initialisation"),
     Column("slope", _stat("gradients.slope_log10_per_step"), legend=f"{GRADIENT_DECAY}, after training"),
     Column("ratio₀", _stat("gradients.init_log10_ratio_first_last"), legend=f"{GRADIENT_RATIO}, at initialisation",
