@@ -13,7 +13,7 @@ import torch
 from conftest import compose_config
 from rnnlab.cells import GRUCell, LSTMCell, RNNCell
 from rnnlab.diagnostics.plots import load_arrays
-from rnnlab.model.auto_path import faster_path
+from rnnlab.model.auto_path import faster_path, paths_by_device
 from rnnlab.model.recurrent import RecurrentLayer
 from rnnlab.training.train import train
 
@@ -56,7 +56,7 @@ def test_the_twin_has_the_fused_kernels_loss_and_gradients(name, num_layers, bid
 
 def test_measured_steps_run_the_twin_and_the_rest_the_rules_path():
     layer = RecurrentLayer(LSTMCell, 2, 4, impl="auto")
-    assert layer.path("cpu") == faster_path(LSTMCell, "cpu") == "fused"
+    assert layer.path("cpu", 100) == faster_path(LSTMCell, "cpu", 4, 100) == "fused"
     assert layer.path("cuda") == "fused"
     layer.observer = lambda *args: None
     assert layer.path("cpu") == layer.path("cuda") == "unrolled"
@@ -65,6 +65,20 @@ def test_measured_steps_run_the_twin_and_the_rest_the_rules_path():
     assert layer.path("cpu") == "unrolled"
     assert RecurrentLayer(RNNCell, 2, 4, impl="auto").path("cpu") == "unrolled"
     assert list(layer.state_dict()) == [f"cells.0.{n}" for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+
+
+def test_the_cpu_rule_follows_the_claims_shapes_table():
+    # benchmarks/claims_shapes.md (B = 64, one thread): the faster path per cell, H and T
+    for H, T in [(64, 100), (64, 400), (128, 100), (128, 400)]:
+        assert faster_path(RNNCell, "cpu", H, T) == "unrolled"
+        assert faster_path(LSTMCell, "cpu", H, T) == ("fused" if H == 64 else "unrolled")
+        assert faster_path(GRUCell, "cpu", H, T) == ("fused" if (H, T) == (128, 400) else "unrolled")
+        assert faster_path(GRUCell, "cuda", H, T) == "fused"
+    assert faster_path(GRUCell, "cpu", 128, 200) == "fused" and faster_path(GRUCell, "cpu", 128, 199) == "unrolled"
+    assert paths_by_device(GRUCell, 128) == {"cpu": "fused for T ≥ 200, unrolled below", "cuda": "fused"}
+    assert paths_by_device(LSTMCell, 64) == {"cpu": "fused", "cuda": "fused"}
+    gru = RecurrentLayer(GRUCell, 2, 128, impl="auto")
+    assert gru.path("cpu", 200) == "fused" and gru.path("cpu", 100) == "unrolled"
 
 
 def test_auto_draws_the_random_numbers_an_unrolled_layer_draws_and_loads_a_fused_checkpoint():
@@ -106,11 +120,12 @@ def test_a_real_auto_run_measures_h_and_diagnostics_leave_training_alone(tmp_pat
     assert np.isfinite(arrays[gate]).all()
     saved = json.loads((Path(measured["output_dir"]) / "results.json").read_text())
     assert saved["gradients"]["measured_on"] == "h"
-    assert saved["fairness"]["auto_train_path"] == {"cpu": faster_path(CELLS[model], "cpu"), "cuda": "fused"}
+    H, T = saved["param_budget"]["hidden_size"], 12
+    assert saved["fairness"]["auto_train_path"] == {"cpu": faster_path(CELLS[model], "cpu", H, T), "cuda": "fused"}
     assert saved["fairness"]["gru_variant"] == ("reset_after" if model == "gru" else None)
     ours, theirs = _weights(measured), _weights(plain)
     assert ours.keys() == theirs.keys()
-    if faster_path(CELLS[model], "cpu") == "unrolled":  # every step on the same path: the same bits
+    if faster_path(CELLS[model], "cpu", H, T) == "unrolled":  # every step on the same path: the same bits
         for key in ours:
             torch.testing.assert_close(ours[key], theirs[key], rtol=0, atol=0, msg=key)
     else:  # 4 of 12 steps through the twin: the same function, rounded differently in float32

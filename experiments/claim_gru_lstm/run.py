@@ -46,7 +46,7 @@ ROOT = HERE.parents[1]
 EXPERIMENT = "claim_gru_lstm"
 MODELS = ("rnn", "gru", "lstm")
 CHUNG_SIZES = {"rnn": 100, "gru": 46, "lstm": 36}  # Chung et al. 2014, Table 1: ≈20K parameters with 88 keys
-# The LSTM trains on torch's fused kernel over our cells' weights (model.impl=auto: 1.45x faster steps on CPU at
+# The LSTM trains on torch's fused kernel over our cells' weights (model.impl=auto: 1.4x faster steps on CPU at
 # these sizes, benchmarks/claims_shapes.md); the GRU keeps our textbook cell (Cho et al.'s, Chung's), which auto
 # would swap for torch's reset-after variant; the tanh RNN's scan is as fast as torch's.
 IMPL = {"rnn": "unrolled", "gru": "unrolled", "lstm": "auto"}

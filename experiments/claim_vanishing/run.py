@@ -36,7 +36,7 @@ FASHION_BUDGET = 20000  # parameters, each cell sized to it: rows test capacity,
 # One arm per multirun: (label suffix, models, per-arm overrides, bundle_task). The LSTM arms name their
 # forget bias explicitly, whatever the project's default; bundle_task tells the claims the arms apart.
 # The LSTM trains on model.impl=auto: torch's fused kernel over our cells' weights on unmeasured steps (about
-# 1.45x faster at H = 64, benchmarks/claims_shapes.md), our cells on the measured ones, so ‖∂L/∂h_t‖ is
+# 1.4x faster at H = 64, benchmarks/claims_shapes.md), our cells on the measured ones, so ‖∂L/∂h_t‖ is
 # there as before; the tanh RNN and the GRU are fastest on our own scans (auto would pick them too, but
 # would make the GRU torch's reset-after variant).
 LSTM = ["model.impl=auto"]

@@ -106,7 +106,7 @@ def bench_cell(name: str, hidden: int, steps: int, rounds: int, warmup: int) -> 
             **{f"{p}_backward_ms": statistics.median(bwd[p]) * 1e3 for p in PATHS},
             "auto_diag50_ms": statistics.median(diag) * 1e3,
             "unrolled_vs_fused": ratio("fused", total["unrolled"]), "faster_path": faster,
-            "auto_path": faster_path(CELLS[name], "cpu"),
+            "auto_path": faster_path(CELLS[name], "cpu", hidden, steps),
             "auto_vs_faster": ratio(faster, total["auto"]), "auto_diag50_vs_faster": ratio(faster, diag),
             "unrolled_vs_fused_best": best("fused", total["unrolled"]), "auto_vs_faster_best": best(faster, total["auto"]),
             "auto_diag50_vs_faster_best": best(faster, diag)}

@@ -16,34 +16,47 @@ paths (``prepare_for_fused``), and results.json's ``fairness`` says which varian
 The rule is a table, not a timing at start-up: a start-up timing on a shared machine could pick
 differently from run to run, and the path decides the float rounding of every training step, so a run
 would not repeat. On CPU (one thread, B = 64, H ∈ {64, 128}, T ∈ {100, 200, 400},
-benchmarks/claims_shapes.md) the LSTM's fused kernel (oneDNN) is clearly the faster at H = 64 (1.45× at
-T = 100) and the RNN's scan at every shape (1.2–1.3×); elsewhere the two paths lie within about 10 % of
-each other, and unrolled is kept, because then a run's weights do not depend on whether diagnostics are
-on, bit for bit. The rule is per cell, not per shape: the shapes where it misses the faster path by more
-than 5 % in the committed table (the GRU at H = 128, T ≥ 200; the LSTM at H = 128, T = 100) changed size
-or sign between three runs of the bench on this shared machine (LSTM, H = 128, T = 100: unrolled / fused
-0.84, 1.11, 1.09), so a shape table fitted to them would fit noise; the GRU at H = 128, T ≥ 200 is the
-candidate for one (fused ahead in all three, by 1–14 %). On CUDA the fused kernel is cuDNN, which a Python loop over
-time steps does not reach: fused for every cell (not measured here: no GPU on the benchmark machine).
+benchmarks/claims_shapes.md, and four runs of the H = 128 rows, loaded and quiet):
+
+- the RNN's scan is faster at every shape (1.2–1.3×): unrolled;
+- the LSTM's fused kernel (oneDNN) is faster at H = 64 (1.43× at T = 100), our scan at H = 128, T = 100
+  (unrolled / fused 1.17 quiet; 0.84, 1.11, 1.09 loaded) and level with it at H = 128, T ≥ 200: fused
+  below H = 128, unrolled from there;
+- the GRU's fused kernel is faster at H = 128, T ≥ 200 (unrolled / fused 0.86–0.92 in every run), level
+  or slower elsewhere: fused there, unrolled elsewhere.
+
+Where the two lie within a few per cent, unrolled is kept, because then a run's weights do not depend on
+whether diagnostics are on, bit for bit. On CUDA the fused kernel is cuDNN, which a Python loop over time
+steps does not reach: fused for every cell (not measured here: no GPU on the benchmark machine).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-FUSED_ON_CPU = frozenset({"LSTMCell"})  # cell classes whose fused kernel is faster on CPU (see the docstring)
+LSTM_FUSED_BELOW_H = 128            # CPU: the LSTM trains fused when H < 128
+GRU_FUSED_FROM_H, GRU_FUSED_FROM_T = 128, 200  # CPU: the GRU trains fused when H ≥ 128 and T ≥ 200
 
 
-def faster_path(cell_type: type, device_type: str) -> str:
-    """``"fused"`` or ``"unrolled"``: the path auto trains a cell of ``cell_type`` on, on that device."""
+def faster_path(cell_type: type, device_type: str, hidden_size: int, seq_len: int) -> str:
+    """``"fused"`` or ``"unrolled"``: the path auto trains a cell of ``cell_type`` on, on that device, at
+    hidden size H and sequence length T (the module docstring says where the thresholds come from)."""
     if device_type == "cuda":
         return "fused"
-    return "fused" if cell_type.__name__ in FUSED_ON_CPU else "unrolled"
+    name = cell_type.__name__
+    if name == "LSTMCell":
+        return "fused" if hidden_size < LSTM_FUSED_BELOW_H else "unrolled"
+    if name == "GRUCell":
+        return "fused" if hidden_size >= GRU_FUSED_FROM_H and seq_len >= GRU_FUSED_FROM_T else "unrolled"
+    return "unrolled"
 
 
-def paths_by_device(cell_type: type) -> dict[str, str]:
-    """The rule for one cell, as results.json records it."""
-    return {device: faster_path(cell_type, device) for device in ("cpu", "cuda")}
+def paths_by_device(cell_type: type, hidden_size: int) -> dict[str, str]:
+    """The rule for one cell at hidden size H, as results.json records it (on CPU it may depend on T)."""
+    short = faster_path(cell_type, "cpu", hidden_size, 1)
+    long = faster_path(cell_type, "cpu", hidden_size, 10**9)
+    cpu = short if short == long else f"{long} for T ≥ {GRU_FUSED_FROM_T}, {short} below"
+    return {"cpu": cpu, "cuda": faster_path(cell_type, "cuda", hidden_size, 1)}
 
 
 def fused_kernel(proto: nn.Module, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool,

@@ -185,18 +185,19 @@ class RecurrentLayer(nn.Module):
                 lengths = None  # no padding: skip the masking work
         if state is None:
             state = self.init_state(B, x.device, x.dtype)
-        if self.path(x.device.type) == "fused":
+        if self.path(x.device.type, T) == "fused":
             return self._forward_fused(x, lengths, state)
         return self._forward_unrolled(x, lengths, state)
 
-    def path(self, device_type: str = "cpu") -> str:
-        """The path the next forward runs on that device: ``"fused"`` or ``"unrolled"``. Under auto, a measured
-        step (an observer, or gates recorded) runs our cells; any other the rule's faster path."""
+    def path(self, device_type: str = "cpu", seq_len: int = 1) -> str:
+        """The path the next forward (of ``seq_len`` steps) runs on that device: ``"fused"`` or ``"unrolled"``.
+        Under auto, a measured step (an observer, or gates recorded) runs our cells; any other the rule's
+        faster path for the cell at this H and T."""
         if self.impl != "auto":
             return self.impl
         if self.observer is not None or any(c.record is not None for c in self.cells):
             return "unrolled"
-        return self.auto_path or faster_path(self.cell_type, device_type)
+        return self.auto_path or faster_path(self.cell_type, device_type, self.hidden_size, seq_len)
 
     def fused_module(self) -> nn.RNNBase:
         """The ``torch.nn`` module the fused path runs: its own (impl=fused), or over the cells' parameters (auto)."""

@@ -109,7 +109,7 @@ class SequenceModel(nn.Module):
                 "dropout": self.recurrent.dropout_p, "dropout_placement": self.dropout_placement,
                 "forget_bias": self.recurrent.forget_bias, "cell": cell.__name__,
                 "gru_variant": gru_variant(self.recurrent),
-                "auto_train_path": paths_by_device(cell) if self.recurrent.impl == "auto" else None}
+                "auto_train_path": paths_by_device(cell, H) if self.recurrent.impl == "auto" else None}
 
     def forward(self, x: Tensor, lengths: Tensor | None = None,
                 state: State | None = None) -> tuple[Tensor, State]:
