@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from rnnlab.data.base import IGNORE_INDEX
 from rnnlab.data.vocab import UNK, Vocab, tokenize
 from rnnlab.explain.weights import cell_kind
-from rnnlab.model.recurrent import reverse_padded
+from rnnlab.model.padding import reverse_padded
 from rnnlab.model.sequence_model import SequenceModel
 from rnnlab.training.checkpoint import load_model
 

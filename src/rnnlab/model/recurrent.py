@@ -36,25 +36,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.cells.base import RecurrentCell, State
 from rnnlab.model.auto_path import faster_path, fused_kernel, point_at
+from rnnlab.model.padding import reverse_padded
 from rnnlab.model.step_loop import Observer, compiled_loop, loop
 
 IMPLS = ("unrolled", "fused", "auto")
 PARAM_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
-
-def reverse_padded(x: Tensor, lengths: Tensor | None, time_dim: int = 1) -> Tensor:
-    """Reverse each sequence of x ((B, T, ...), or (T, B, ...) with ``time_dim=0``) within its valid length;
-    padding stays in place."""
-    if lengths is None:
-        return x.flip(time_dim)
-    T = x.shape[time_dim]
-    t = torch.arange(T, device=x.device).unsqueeze(0)  # (1, T)
-    lengths = lengths.to(x.device).unsqueeze(1)  # (B, 1)
-    index = torch.where(t < lengths, lengths - 1 - t, t)  # (B, T)
-    if time_dim == 0:
-        index = index.t()  # (T, B)
-    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(time_dim, index)
 
 
 class RecurrentLayer(nn.Module):
