@@ -94,10 +94,12 @@ def test_every_cell_gets_the_same_search_and_a_failed_search_is_one_line(tmp_pat
                                  "chosen and the bundle stops: jsb_gru_0: diverged; jsb_gru_1: failed (boom)")
 
 
-def run_bundle(name: str, out, *args: str) -> subprocess.CompletedProcess:
+def run_bundle(name: str, tmp_path, *args: str, sweep: str = "sweep") -> subprocess.CompletedProcess:
+    """The bundle at smoke scale: runs in ``tmp_path/<sweep>``, evidence published to ``tmp_path/published``."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, str(ROOT / "experiments" / name / "run.py"), "--scale", "smoke",
-                           "--out", str(out), "--publish", str(out / "published"), "--jobs", "1", *args],
+                           "--out", str(tmp_path / sweep), "--publish", str(tmp_path / "published"), "--jobs", "1",
+                           *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600)
 
 
@@ -112,7 +114,7 @@ def check_verdicts(folder, experiment: str) -> list[dict]:
 def test_the_vanishing_bundle_runs_at_smoke_scale(tmp_path):
     done = run_bundle("claim_vanishing", tmp_path, "--only", "adding")
     assert done.returncode == 0, done.stderr[-3000:]
-    runs = sorted(p.parent for p in tmp_path.glob("adding_*/results.json"))
+    runs = sorted(p.parent for p in (tmp_path / "sweep").glob("adding_*/results.json"))
     assert len(runs) == 14  # T 100: rnn, gru, LSTM bias 1, LSTM bias 0; T 200: rnn, gru, LSTM bias 1; × 2 seeds
     for run in runs:
         results = json.loads((run / "results.json").read_text())
@@ -127,6 +129,16 @@ def test_the_vanishing_bundle_runs_at_smoke_scale(tmp_path):
     assert (tmp_path / "published" / "adding_fraction_solved.png").exists()
     run_md = (tmp_path / "published" / "RUN.md").read_text()
     assert "--scale smoke" in run_md and "git commit" in run_md and "wall time" in run_md
+    assert "run time: 14 runs" in run_md
+    # every run's record is kept beside the evidence; a fresh sweep directory (another session) resumes from it
+    records = sorted(p.parent.name for p in (tmp_path / "published" / "records").glob("*/results.json"))
+    assert records == [run.name for run in runs]
+    again = run_bundle("claim_vanishing", tmp_path, "--only", "adding", sweep="elsewhere")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "14 recorded runs restored" in again.stdout
+    for run in runs:  # skipped, not trained again: the restored results are the recorded ones
+        assert (tmp_path / "elsewhere" / run.name / "results.json").read_text() == (run / "results.json").read_text()
+    assert (tmp_path / "published" / "runs.csv").read_text().splitlines() == rows
 
 
 @pytest.mark.slow
@@ -146,9 +158,10 @@ def test_the_gru_lstm_bundle_runs_at_smoke_scale(tmp_path):
         assert {t["seed"] for t in pick["trials"]} == {1000} and pick["divergence"]["trials"] == 2
         best = min((t for t in pick["trials"] if t["val_loss"] is not None), key=lambda t: t["val_loss"])
         assert pick["lr"] == best["value"]
-        seeds = sorted(json.loads(p.read_text())["seed"] for p in (tmp_path / "runs").glob(f"*_{model}_*/results.json"))
+        evidence = (tmp_path / "sweep" / "runs").glob(f"*_{model}_*/results.json")
+        seeds = sorted(json.loads(p.read_text())["seed"] for p in evidence)
         assert seeds == [0, 1], model  # evidence seeds only: no tuning run is evidence
-    for results in (tmp_path / "runs").glob("*/results.json"):
+    for results in (tmp_path / "sweep" / "runs").glob("*/results.json"):
         assert json.loads(results.read_text())["status"] == "ok"
     check_verdicts(tmp_path / "published", "claim_gru_lstm")
     assert len((tmp_path / "published" / "runs.csv").read_text().splitlines()) == 1 + 6
@@ -164,7 +177,7 @@ def test_a_search_where_every_trial_failed_stops_the_bundle_with_one_line(tmp_pa
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "learning-rate search, chorales, rnn" in errors[0], done.stderr[-3000:]
     assert "every one of 2 search trials failed or diverged" in errors[0]
-    assert not (tmp_path / "lr_search.json").exists() and not (tmp_path / "published" / "lr_search.json").exists()
+    assert not (tmp_path / "sweep" / "lr_search.json").exists() and not (tmp_path / "published" / "lr_search.json").exists()
 
 
 def test_publishing_removes_evidence_that_this_report_did_not_write(tmp_path):
@@ -184,3 +197,24 @@ def test_publishing_removes_evidence_that_this_report_did_not_write(tmp_path):
                                                                        "failed": 0, "diverged_fraction": 0.2}}
     table = search_table({"protocol": {}, "jsb": {"rnn": pick}})
     assert table.splitlines()[-1] == "| jsb | rnn | 0.00152 | 8.612 | 10 | 8 | 2 | 0 | 0.20 |"
+
+
+def test_records_restore_into_a_fresh_sweep_and_never_overwrite_a_run_there(tmp_path):
+    from rnnlab.training.bundle import restore_records, save_records
+
+    sweep, records, fresh = tmp_path / "sweep", tmp_path / "records", tmp_path / "fresh"
+    for name, status in (("search/a_0", "ok"), ("runs/b_0", "failed")):
+        (sweep / name).mkdir(parents=True)
+        (sweep / name / "results.json").write_text(json.dumps({"status": status}))
+        (sweep / name / "config.yaml").write_text("seed: 0\n")
+        (sweep / name / "last.ckpt").write_bytes(b"big")  # not part of a record
+    (sweep / "report.md").write_text("# Report\n")
+    assert save_records(sweep, records) == 2
+    assert sorted(str(p.relative_to(records)) for p in records.rglob("*") if p.is_file()) == [
+        "runs/b_0/config.yaml", "runs/b_0/results.json", "search/a_0/config.yaml", "search/a_0/results.json"]
+    (fresh / "runs" / "b_0").mkdir(parents=True)
+    (fresh / "runs" / "b_0" / "results.json").write_text(json.dumps({"status": "ok"}))  # trained here since
+    assert restore_records(records, fresh) == 1
+    assert json.loads((fresh / "search" / "a_0" / "results.json").read_text()) == {"status": "ok"}
+    assert json.loads((fresh / "runs" / "b_0" / "results.json").read_text()) == {"status": "ok"}
+    assert restore_records(tmp_path / "none", fresh) == 0

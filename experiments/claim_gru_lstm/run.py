@@ -14,7 +14,8 @@ beside it music21's Bach chorales (the same recipe, offline) and the KJV languag
     python experiments/claim_gru_lstm/run.py --scale smoke --out /tmp/x --publish none --tasks chorales
 
 JSB Chorales: the Boulanger-Lewandowski file (pickle or .mat; README's data table says where to get it).
-Every multirun passes skip_completed=true: the same command resumes. The report's files, lr_search.json
+Every multirun passes skip_completed=true: the same command resumes, also on another machine (each finished
+run's record is saved into records/ beside the report and put back into a fresh sweep directory). The report's files, lr_search.json
 (every trial's rate, seed, status and validation NLL; the chosen rates; divergence per cell over the search),
 lr_search.md (that as a table) and RUN.md go to --publish (default: this folder). Arguments after ``--`` are passed to every run.
 """
@@ -36,7 +37,10 @@ from rnnlab.training.bundle import (
     log_uniform_draws,
     multirun,
     publish,
+    records_folder,
     report,
+    restore_records,
+    save_records,
     search_table,
     search_trials,
 )
@@ -128,6 +132,12 @@ def main(argv: list[str]) -> int:
     chosen: dict = {"protocol": {"draws": rates, "log_lr_range": list(LOG_LR_RANGE), "draw_seed": DRAW_SEED,
                                  "tuning_seed": TUNING_SEED, "evidence_seeds": list(range(scale["seeds"])),
                                  "picked_by": "lowest validation NLL (metrics.val/loss) of the cell's trials"}}
+    try:
+        records = records_folder(out, args.publish)  # committed beside the evidence: resumes anywhere
+    except ValueError as error:
+        parser.error(str(error))
+    if records and (n := restore_records(records, out)):
+        print(f"{n} recorded runs restored into {out} (skip_completed finds them finished)", flush=True)
     for task in tasks:
         for model in MODELS:
             overrides = task_overrides(task, model, args.scale, extra, args.jsb)
@@ -136,17 +146,22 @@ def main(argv: list[str]) -> int:
             except SearchFailed as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
+            finally:  # the trials are evidence too (divergence per cell), kept even when the search failed
+                if records:
+                    save_records(out, records)
             chosen.setdefault(task, {})[model] = pick
             plan.append([*overrides, f"seed={TUNING_SEED}", f"optimizer.lr={joined(rates)}"])
             evidence = [*overrides, f"optimizer.lr={pick['lr']}", f"seed={joined(range(scale['seeds']))}"]
             multirun(ROOT, out / "runs", f"{task}_{model}", evidence, args.jobs)
             plan.append(evidence)
+            if records:
+                save_records(out, records)
     (out / "lr_search.json").write_text(json.dumps(chosen, indent=2) + "\n")
     (out / "lr_search.md").write_text(search_table(chosen))
     code = report(ROOT, out / "runs", min_runs=scale["seeds"] if args.scale == "smoke" else None)
     if args.publish != "none":
         publish(out / "runs", Path(args.publish), ["python", *sys.argv], time.perf_counter() - started, plan,
-                commit, args.scale)
+                commit, args.scale, all_runs=out)
         (Path(args.publish) / "lr_search.json").write_text(json.dumps(chosen, indent=2) + "\n")
         (Path(args.publish) / "lr_search.md").write_text(search_table(chosen))
     return code

@@ -15,7 +15,9 @@ A run stops once solved (validation loss ≤ 0.05 × the baseline: adding MSE �
 (≈ 20K, a plateau until ≈ 14K); copy T = 100: 10,000.
 
 All runs go into one sweep directory (--out), each multirun with skip_completed=true: the same command
-resumes. --only takes multirun labels or their prefixes (adding, adding_T100, copy, ...). Arguments after
+resumes, also on another machine: every finished run's record (results, config, curve, gradients) is saved
+into records/ beside the report after each multirun and put back into a fresh sweep directory first.
+--only takes multirun labels or their prefixes (adding, adding_T100, copy, ...). Arguments after
 ``--`` are passed to every run (Hydra overrides).
 """
 
@@ -26,7 +28,15 @@ import sys
 import time
 from pathlib import Path
 
-from rnnlab.training.bundle import git_commit, multirun, publish, report
+from rnnlab.training.bundle import (
+    git_commit,
+    multirun,
+    publish,
+    records_folder,
+    report,
+    restore_records,
+    save_records,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -111,8 +121,16 @@ def main(argv: list[str]) -> int:
         if unknown := [w for w in wanted if not any(label.startswith(w) for label in plan)]:
             parser.error(f"--only: {unknown[0]!r} starts no multirun label here; they are {', '.join(plan)}")
         plan = {label: o for label, o in plan.items() if any(label.startswith(w) for w in wanted)}
+    try:
+        records = records_folder(out, args.publish)  # committed beside the evidence: resumes anywhere
+    except ValueError as error:
+        parser.error(str(error))
+    if records and (n := restore_records(records, out)):
+        print(f"{n} recorded runs restored into {out} (skip_completed finds them finished)", flush=True)
     for label, overrides in plan.items():
         multirun(ROOT, out, label, overrides, args.jobs)
+        if records:
+            save_records(out, records)
     code = report(ROOT, out, min_runs=SCALES[args.scale]["seeds"] if args.scale != "paper" else None)
     if args.publish != "none":
         publish(out, Path(args.publish), ["python", *sys.argv], time.perf_counter() - started, list(plan.values()),

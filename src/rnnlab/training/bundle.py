@@ -8,6 +8,12 @@ stops the bundle with one line naming the failures when no trial of a cell succe
 
 Every multirun passes ``skip_completed=true``: rerunning the same command resumes, finished runs are not
 trained again. Jobs run ``hydra/launcher=packed`` (``jobs`` processes of one thread each) unless told otherwise.
+
+A sweep directory does not outlive the machine it ran on, so each finished run's record (:data:`RECORD_FILES`,
+tens of kB: what the report reads, no checkpoints) is also saved beside the published evidence
+(:func:`save_records`, after every multirun) and committed; :func:`restore_records` puts the records back
+into a fresh sweep directory before the multiruns, where ``skip_completed=true`` finds them finished: the
+same command resumes in another session, on another machine, and the report covers every recorded run.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import torch
 import yaml
 
 PUBLISHED = ("report.md", "verdicts.json", "aggregate.json", "summary.md", "runs.csv", "*.png")  # committed as evidence
+RECORD_FILES = ("results.json", "config.yaml", "val_curve.csv", "gradients.npz")  # a run, as the report reads it
 TUNING_SEED = 1000  # the search's seeds start here; evidence runs use 0 … n−1, never a tuning run
 
 
@@ -113,6 +120,48 @@ def multirun(root: Path, sweep_dir: Path, label: str, overrides: list[str], jobs
     subprocess.run(command, cwd=root, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+def records_folder(sweep_dir: Path, publish: str) -> Path | None:
+    """Where the runs' records go: ``<publish>/records``, or None for ``--publish none``; ValueError (one line)
+    when that lies inside the sweep directory, whose report would then read every run twice."""
+    if publish == "none":
+        return None
+    records = (Path(publish) / "records").resolve()
+    if records.is_relative_to(sweep_dir.resolve()):
+        raise ValueError(f"--publish {publish}: inside the sweep directory {sweep_dir} (--out), where the report "
+                         "would read each run and its record; publish elsewhere (default: the bundle's folder)")
+    return records
+
+
+def save_records(sweep_dir: Path, records: Path) -> int:
+    """Copy every run's :data:`RECORD_FILES` from ``sweep_dir`` to the same relative folder below ``records``
+    (runs that wrote results.json, failed ones included: a failure is evidence too); returns how many runs."""
+    saved = 0
+    for results in sorted(sweep_dir.rglob("results.json")):
+        target = records / results.parent.relative_to(sweep_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORD_FILES:
+            if (results.parent / name).is_file():
+                shutil.copy2(results.parent / name, target / name)
+        saved += 1
+    return saved
+
+
+def restore_records(records: Path, sweep_dir: Path) -> int:
+    """Copy each recorded run below ``records`` into ``sweep_dir`` where that run directory has no
+    results.json yet (a run finished here is never overwritten); returns how many runs were restored."""
+    restored = 0
+    for results in sorted(records.rglob("results.json")) if records.is_dir() else []:
+        target = sweep_dir / results.parent.relative_to(records)
+        if (target / "results.json").exists():
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RECORD_FILES:
+            if (results.parent / name).is_file():
+                shutil.copy2(results.parent / name, target / name)
+        restored += 1
+    return restored
+
+
 def report(root: Path, sweep_dir: Path, min_runs: int | None = None) -> int:
     """``python -m rnnlab.report <sweep_dir>``: report.md, verdicts.json and the figures into the sweep dir;
     ``min_runs`` overrides every claim's (smoke runs)."""
@@ -136,10 +185,20 @@ def git_commit(root: Path) -> str:
     return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
+def runs_seconds(sweep_dir: Path) -> tuple[int, float]:
+    """(runs, their ``wall_seconds`` summed) below ``sweep_dir``: the CPU time the evidence took, whichever
+    session trained each run."""
+    seconds = [json.loads(p.read_text()).get("wall_seconds") or 0.0 for p in sweep_dir.rglob("results.json")]
+    return len(seconds), float(sum(seconds))
+
+
 def publish(sweep_dir: Path, folder: Path, command: list[str], wall_seconds: float, sweeps: list[list[str]],
-            commit: str, scale: str) -> None:
+            commit: str, scale: str, all_runs: Path | None = None) -> None:
     """Copy the report's files from the sweep dir into ``folder`` and write ``folder/RUN.md``. A published file
-    this report did not write (a figure of a task no longer run) is removed: the folder shows one run's evidence."""
+    this report did not write (a figure of a task no longer run) is removed: the folder shows one run's evidence.
+    ``all_runs`` (default the sweep dir) holds every run the bundle trained, searches included: RUN.md sums
+    their own wall times."""
+    n_runs, seconds = runs_seconds(all_runs or sweep_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in PUBLISHED:
         fresh = {path.name for path in sweep_dir.glob(pattern)}
@@ -151,10 +210,13 @@ def publish(sweep_dir: Path, folder: Path, command: list[str], wall_seconds: flo
              "Generated by the bundle's run script; nothing here is typed by hand.", "",
              "```bash", shlex.join(command), "```", "",
              f"- git commit: `{commit}`",
-             f"- wall time: {wall_seconds / 60:.1f} min ({wall_seconds:.0f} s)",
+             (f"- wall time: {wall_seconds / 60:.1f} min ({wall_seconds:.0f} s) for this command (runs restored "
+             "from records/ take none of it)"),
+             (f"- run time: {n_runs} runs, {seconds / 60:.1f} min in all (results.json `wall_seconds` summed, "
+             f"whichever session trained them; at 2 jobs at once ≥ {seconds / 120:.1f} min of wall time)"),
              f"- machine: {machine()}",
              f"- finished: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             f"- sweep directory: `{sweep_dir}` (run directories, not committed)", "",
+             f"- sweep directory: `{sweep_dir}` (not committed; each run's record is, in records/)", "",
              "The multiruns it ran, in order (each also with `hydra.sweep.dir=<the sweep directory>`, its run",
              "directories named `<label>_<job>_<swept keys>`, `hydra/launcher=packed` unless `--jobs 1`,",
              "`skip_completed=true threads=1 progress_bar=false`):", ""]
