@@ -6,8 +6,9 @@ annealing (lr ÷ 4 after an epoch without a new best validation loss: ours ``lr_
 the peer (pytorch/examples word_language_model, run from its own checkout, nothing copied) on the same
 setting and seeds, and our cells under the reference's own values and each alternative, one change at a
 time. Then the LSTM's forget bias on the adding problem (T = 100). Runs one process at a time, skips the
-runs already finished (same command resumes) and rewrites benchmarks/fair_defaults.{json,md} as results
-arrive:
+runs already finished (same command resumes: in its --work folder, or in the committed fair_defaults.json
+when its setting is this one, so another session adds only the missing runs) and rewrites
+benchmarks/fair_defaults.{json,md} as results arrive:
 
     python benchmarks/fair_defaults.py --peer /tmp/peer/word_language_model --peer-commit <sha>
 
@@ -135,6 +136,15 @@ def plan(tier: list[str], corpora: dict, seeds: list[int]) -> list[tuple]:
     return runs
 
 
+def committed_runs(result: dict) -> dict:
+    """benchmarks/fair_defaults.json when it was made with this very setting (peer, seeds, epochs, corpora,
+    our setting and values), else {}: its runs count as done."""
+    path = ROOT / "benchmarks" / "fair_defaults.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    same = ("peer_commit", "seeds", "epochs", "corpora", "setting", "reference", "alternatives", "adding_setting")
+    return earlier if all(earlier.get(k) == result[k] for k in same) else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peer", type=Path, required=True, help="word_language_model's folder (its main.py)")
@@ -150,21 +160,33 @@ def main() -> None:
     result = {"peer_commit": args.peer_commit, "seeds": args.seeds, "epochs": args.epochs, "corpora": info,
               "setting": SETTING, "reference": REFERENCE, "alternatives": ALTERNATIVES, "adding_setting": ADDING,
               "load": [round(os.getloadavg()[0], 2)], "runs": [], "adding": []}
+    earlier = committed_runs(result)
+    result["sessions"] = [*earlier.get("sessions", [{"seconds": earlier["seconds"], "load": earlier["load"]}]
+                                       if earlier else []), {"load": result["load"]}]
     started = time.time()
 
     def save() -> None:
-        result.update(seconds=round(time.time() - started), load=[*result["load"][:1], round(os.getloadavg()[0], 2)])
+        this = result["sessions"][-1]
+        this.update(seconds=round(time.time() - started), load=[*this["load"][:1], round(os.getloadavg()[0], 2)])
+        result.update(seconds=sum(s["seconds"] for s in result["sessions"]), load=result["sessions"][0]["load"])
         write_tables(result, ROOT / "benchmarks" / "fair_defaults")
 
     for tier_number, tier in enumerate(TIERS):
         if tier_number == 2:  # the forget bias on the adding problem before the least telling LM runs
             for seed in args.seeds:
                 for bias in ("0.0", "1.0"):
+                    if done := [a for a in earlier.get("adding", []) if (a["forget_bias"], a["seed"]) == (float(bias), seed)]:
+                        result["adding"].append(done[0])
+                        continue
                     r = adding(args.work / "adding" / f"fb{bias}_{seed}", seed, bias)
                     result["adding"].append({"forget_bias": float(bias), "seed": seed, **r})
                     print("adding", bias, seed, r, flush=True)
                     save()
         for corpus, variant, cell, seed in plan(tier, info, args.seeds):
+            key = {"corpus": corpus, "variant": variant, "cell": cell, "seed": seed}
+            if done := [r for r in earlier.get("runs", []) if {k: r[k] for k in key} == key]:
+                result["runs"].append(done[0])
+                continue
             out = args.work / f"e{args.epochs}" / corpus / f"{variant}_{cell}_{seed}"
             root = args.work / corpus
             if variant == "peer":

@@ -138,6 +138,15 @@ def corpus_line(name: str, info: dict) -> str:
             f"{info['tokens']['test']:,}")
 
 
+def sessions_line(result: dict) -> str:
+    """Load before/after and minutes, per session when the runs were made in more than one."""
+    sessions = result.get("sessions") or [{"load": result["load"], "seconds": result.get("seconds", 0)}]
+    parts = [f"load before/after {s['load'][0]} / {s['load'][-1]}, {s.get('seconds', 0) / 60:.1f} min"
+             for s in sessions]
+    head = f"Made in {len(sessions)} sessions (each adds only the runs missing): " if len(sessions) > 1 else ""
+    return head + "; ".join(parts).capitalize() + "."
+
+
 def write_tables(result: dict, stem: Path) -> None:
     decisions = decide(result)
     result["decisions"], result["adding_summary"] = decisions, {str(k): v for k, v in adding_summary(result).items()}
@@ -149,8 +158,7 @@ def write_tables(result: dict, stem: Path) -> None:
              f"new best validation loss; ours `lr_anneal=0.25`), one thread, one run at a time. Corpora: "
              + "; ".join(corpus_line(n, i) for n, i in result["corpora"].items()) + ". Our setting: "
              f"{' '.join(result['setting'])}; the peer at its defaults (the same values), under the glibc "
-             f"thresholds our runs set. Load before/after: {result['load'][0]} / {result['load'][-1]}; "
-             f"{result.get('seconds', 0) / 60:.1f} min.", "",
+             f"thresholds our runs set. {sessions_line(result)}", "",
              ("Rule: a value stays a default only if, on every corpus, (1) no cell ends worse than the peer "
              "beyond seed noise: mean valid ppl above the peer's by more than 2 standard errors of the "
              "difference (2·√(s²_ours/n + s²_peer/n)), and (2) it does not move one cell against the other: "

@@ -226,6 +226,21 @@ def test_the_fair_defaults_rule_flags_only_a_cell_worse_than_the_peer_beyond_see
     assert gap_versus_peer(result, "c", "x")["delta"] < 0
 
 
+def test_the_fair_defaults_script_resumes_from_the_committed_runs_of_the_same_setting_only():
+    """Another session adds only the missing runs: the committed fair_defaults.json counts as done when every
+    setting key is the script's, and not at all when one differs (other seeds, another corpus)."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from fair_defaults import committed_runs
+
+    committed = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "fair_defaults.json").read_text())
+    assert committed_runs(dict(committed))["runs"] == committed["runs"]
+    assert committed_runs({**committed, "seeds": [1, 2, 3]}) == {}
+    assert committed_runs({**committed, "corpora": {**committed["corpora"], "kjv_char": {}}}) == {}
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_the_fair_defaults_are_word_language_models_values(make_config, cell):
     """The values benchmarks/fair_defaults.md chose, pinned as values: U(-0.1, 0.1) embeddings and head
