@@ -95,10 +95,14 @@ def test_every_results_json_key_of_a_real_run_is_documented_in_the_repository(ma
     runs = [train(make_config(["logger=none", "diagnostics.every_n_steps=1"], name="ok")),
             train(make_config(["logger=none", "trainer.devices=99"], name="failed"))]
     assert [r["status"] for r in runs] == ["ok", "failed"]
+    import torch  # the kind of CPU is recorded: a seed's numbers repeat on it, not across kinds
+
+    assert runs[0]["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert runs[0]["machine"]["threads"] == torch.get_num_threads() and runs[0]["machine"]["cpu"]
     for results in runs:
         for key, value in results.items():
             assert f"`{key}`" in documented, key
-            if key in ("gradients", "embeddings", "param_budget", "early_stopping", "divergence"):
+            if key in ("gradients", "embeddings", "param_budget", "early_stopping", "divergence", "machine"):
                 names = {k.removeprefix("init_") for k in value}  # init_*: "the same with `init_`"
                 assert all(f"`{k}`" in documented or f"{k}," in documented or f"{k}}}" in documented
                            for k in names), (key, value)

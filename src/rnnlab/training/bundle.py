@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -30,8 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
+
+from rnnlab.training.machine import machine_line
 
 PUBLISHED = ("report.md", "verdicts.json", "aggregate.json", "summary.md", "runs.csv", "*.png")  # committed as evidence
 RECORD_FILES = ("results.json", "config.yaml", "val_curve.csv", "gradients.npz")  # a run, as the report reads it
@@ -171,13 +171,6 @@ def report(root: Path, sweep_dir: Path, min_runs: int | None = None) -> int:
     return subprocess.run(command, cwd=root, check=False).returncode
 
 
-def machine() -> str:
-    """One line: CPU / GPU, cores, OS, Python and torch versions."""
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores{gpu}, {platform.platform()}, "
-            f"Python {platform.python_version()}, torch {torch.__version__}")
-
-
 def git_commit(root: Path) -> str:
     done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False)
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
@@ -214,7 +207,7 @@ def publish(sweep_dir: Path, folder: Path, command: list[str], wall_seconds: flo
              "from records/ take none of it)"),
              (f"- run time: {n_runs} runs, {seconds / 60:.1f} min in all (results.json `wall_seconds` summed, "
              f"whichever session trained them; at 2 jobs at once ≥ {seconds / 120:.1f} min of wall time)"),
-             f"- machine: {machine()}",
+             f"- machine: {machine_line()}",
              f"- finished: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"- sweep directory: `{sweep_dir}` (not committed; each run's record is, in records/)", "",
              "The multiruns it ran, in order (each also with `hydra.sweep.dir=<the sweep directory>`, its run",

@@ -40,6 +40,7 @@ from rnnlab.training.config_check import check_config, check_devices
 from rnnlab.training.console import FILE_ONLY, StepProgressBar, ignore_known_warnings
 from rnnlab.training.lightning_module import SequenceLightningModule
 from rnnlab.training.loggers import build_logger, finish_wandb
+from rnnlab.training.machine import machine_facts
 from rnnlab.training.summary import print_summary
 from rnnlab.training.sweep_resume import completed_results
 from rnnlab.training.weight_noise import build_weight_noise
@@ -169,6 +170,7 @@ def check(cfg: DictConfig, results: dict) -> None:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     results["keep_freed_memory"] = bool(cfg.get("keep_freed_memory", True)) and keep_freed_memory()
+    results["machine"] = machine_facts()  # numbers repeat on one kind of CPU, not across kinds
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
 
