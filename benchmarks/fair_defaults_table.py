@@ -143,8 +143,9 @@ def sessions_line(result: dict) -> str:
     sessions = result.get("sessions") or [{"load": result["load"], "seconds": result.get("seconds", 0)}]
     parts = [f"load before/after {s['load'][0]} / {s['load'][-1]}, {s.get('seconds', 0) / 60:.1f} min"
              for s in sessions]
-    head = f"Made in {len(sessions)} sessions (each adds only the runs missing): " if len(sessions) > 1 else ""
-    return head + "; ".join(parts).capitalize() + "."
+    if len(sessions) == 1:
+        return "L" + parts[0][1:] + "."
+    return f"Made in {len(sessions)} sessions (each adds only the runs missing): " + "; ".join(parts) + "."
 
 
 def write_tables(result: dict, stem: Path) -> None:
