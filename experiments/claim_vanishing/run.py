@@ -59,7 +59,8 @@ SCALES = {
     # solved): median step times of the committed 500-update evidence at H = 64 (adding T = 100: rnn 9.4,
     # gru 25.4, lstm 27.6 ms; T = 200: 17.4, 48.0, 57.4 ms; copy T = 100: 17.1, 38.6, 42.5 ms; rows 3–9 ms) →
     # adding T = 100 (4 arms) 45 min of CPU time, T = 200 123 min, copy 49 min, Fashion 2 min: 219 min of CPU,
-    # ≈ 110 min on 2 cores; a gated run that solves stops early (T = 100: ≈ 5K of its 10K updates).
+    # ≈ 110 min on 2 cores; a gated run that solves stops early (T = 100: ≈ 5K of its 10K updates). Measured
+    # (RUN.md, 2026-12-07): 170 min of run time summed, ≥ 85 min on 2 jobs.
     # Cut to fit (not the updates): 3 seeds instead of 5 (verdicts judged on 3: --min-runs 3), T = 400 and the
     # copy task at T = 200 left to the paper scale.
     "cpu": {"seeds": 3, "adding": {100: 10000, 200: 20000}, "copy": {100: 10000}, "ablation_T": [100],

@@ -10,7 +10,7 @@ Every multirun passes ``skip_completed=true``: rerunning the same command resume
 trained again. Jobs run ``hydra/launcher=packed`` (``jobs`` processes of one thread each) unless told otherwise.
 
 A sweep directory does not outlive the machine it ran on, so each finished run's record (:data:`RECORD_FILES`,
-tens of kB: what the report reads, no checkpoints) is also saved beside the published evidence
+about 150 kB, most of it gradients.npz: what the report reads, no checkpoints) is also saved beside the published evidence
 (:func:`save_records`, after every multirun) and committed; :func:`restore_records` puts the records back
 into a fresh sweep directory before the multiruns, where ``skip_completed=true`` finds them finished: the
 same command resumes in another session, on another machine, and the report covers every recorded run.
