@@ -120,11 +120,7 @@ class SequenceModel(nn.Module):
         out, state = self.recurrent(inputs, lengths, state)  # (B, T, D·H)
         out = self.output_dropout(out)
         if self.spec.readout == "all":
-            # the layer's output is a batch-first view of time-major memory; on such a 3-D input F.linear runs
-            # a matmul and then adds the bias in a second pass over the (B, T, O) logits, which a language
-            # model's vocabulary makes the largest tensor of the step. Made contiguous (a (B, T, H) copy), the
-            # head is one addmm with the bias folded in.
-            return self.head(out.contiguous()), state
+            return self.head(out), state
         return self.head(self._pool(out, lengths, state)), state
 
     def _pool(self, out: Tensor, lengths: Tensor | None, state: State) -> Tensor:
