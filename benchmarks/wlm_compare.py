@@ -1,16 +1,22 @@
-"""rnnlab beside pytorch/examples word_language_model, on its classic setting and the same text.
+"""rnnlab beside pytorch/examples word_language_model, on its classic setting and the same text, two corpora.
 
 Exports the KJV word-level corpus (``data=kjv``) in the PTB file format (one verse a line; ``ptb.*.txt`` for
-us, ``train/valid/test.txt`` for the peer), then trains both tools on it with the peer's defaults (2 × 200
-units, embeddings 200, bptt 35, batch 20, dropout 0.2, plain SGD lr 20, clip 0.25, 1 epoch, seed 1111),
-one thread each, runs alternated (A B A B). Words outside the exported vocabulary are written as ``<unk>``,
-and the vocabulary is built from the exported training text, so no valid/test word is unknown to it: both
-tools then have the very same vocabulary, and their perplexities compare directly.
+us, ``train/valid/test.txt`` for the peer) twice: every 5th verse with a 5,000-word vocabulary (``fifth``, the
+corpus of the earlier tables) and every verse with every training word (``full``: 5x the tokens, 2.4x the
+vocabulary). Both tools train on both with the peer's defaults (2 × 200 units, embeddings 200, bptt 35,
+batch 20, dropout 0.2, plain SGD lr 20, clip 0.25, 1 epoch, seed 1111), one thread each, in rounds: each
+round runs every arm of both corpora once, in the same order, so each of our runs has a peer run of its own
+round to be divided by. Words outside the exported vocabulary are written as ``<unk>``, and the vocabulary is
+built from the exported training text, so no valid/test word is unknown to it: both tools then have the very
+same vocabulary, and their perplexities compare directly.
 
     python benchmarks/wlm_compare.py --peer /tmp/peer/word_language_model --peer-commit <sha>
+    python benchmarks/wlm_compare.py --peer … --corpora full --rounds 1 --work /tmp/wlm_extra   # a part
+    python benchmarks/wlm_compare.py --table-only        # rewrite the .md from the .json
     python benchmarks/wlm_compare.py --ablation          # our defaults, one change at a time
 
-The peer's code is run from its own checkout (``--peer``); nothing of it is copied here.
+A finished run is kept in ``--work`` and reused, so the same command resumes an interrupted comparison. The
+peer's code is run from its own checkout (``--peer``); nothing of it is copied here.
 """
 
 from __future__ import annotations
@@ -41,32 +47,59 @@ ABLATION = {"old defaults (N(0,1) embeddings, torch head, dropout between layers
             "+ dropout on embeddings and output": [E_N, H_T, D_A],
             "all three (word_language_model's)": [E_U, H_U, D_A],
             "head U(-0.1, 0.1) + dropout all, N(0,1) embeddings": [E_N, H_U, D_A]}
-ARMS = ("peer", "peer+malloc", "fused", "unrolled", "fused+diag50")  # "+diag50": gradient diagnostics every 50 steps
-# "peer+malloc": the peer under the glibc thresholds our runs set (keep_freed_memory=true), from the environment
+# "+diag50": gradient diagnostics every 50 steps; "peer+malloc": the peer under the glibc thresholds our runs
+# set (keep_freed_memory=true), from the environment, for the like-for-like ratio
+ARMS = ("peer", "peer+malloc", "fused", "unrolled", "fused+diag50")
 PEER_MALLOC = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"}
+# (every N-th verse, vocabulary size or None for every training word, the arms of each cell): the fifth is the
+# committed corpus of earlier tables; on the whole Bible (5x the tokens, 2.4x the vocabulary) only the arms
+# the targets name run (fused LSTM and GRU >= 1.0x, unrolled LSTM >= 0.9x the peer), and the like-for-like peer
+CORPORA = {"fifth": (5, 5000, {"lstm": ARMS, "gru": ARMS}),
+           "full": (1, None, {"lstm": ("peer", "peer+malloc", "fused", "unrolled"),
+                              "gru": ("peer", "peer+malloc", "fused")})}
 FORGET_BIAS_0, FORGET_BIAS_1 = "model.cell.forget_bias=0.0", "model.cell.forget_bias=1.0"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline"}
 
 
-def export_corpus(out: Path, every: int, max_size: int) -> dict:
-    """Every ``every``-th verse of each KJV split, tokenised as ``data=kjv`` does, words outside the training
-    text's ``max_size`` most frequent written as ``<unk>``."""
+def export_corpus(out: Path, every: int, max_size: int | None, limit: int | None = None) -> dict:
+    """Every ``every``-th verse of each KJV split (the first ``limit`` of those: a smoke run), tokenised as
+    ``data=kjv`` does, words outside the training text's ``max_size`` most frequent (None: every training word
+    kept) written as ``<unk>``."""
     sys.path.insert(0, str(ROOT / "src"))
     from rnnlab.data.kjv import KJVDataModule
 
     data = KJVDataModule(level="word")
     data.check_root()
     tokens_of = data.tokens_of()
-    splits = {s: [tokens_of(v) for v in list(data.lines(s))[::every]] for s in ("train", "val", "test")}
+    splits = {s: [tokens_of(v) for v in list(data.lines(s))[::every][:limit]] for s in ("train", "val", "test")}
     counts = Counter(w for line in splits["train"] for w in line)
-    keep = {w for w, _ in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:max_size - 1]}
+    keep = {w for w, _ in sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:(max_size or len(counts) + 1) - 1]}
     out.mkdir(parents=True, exist_ok=True)
     for split, peer_name in (("train", "train"), ("val", "valid"), ("test", "test")):
         text = "".join(" " + " ".join(w if w in keep else "<unk>" for w in line) + " \n" for line in splits[split])
         (out / f"ptb.{peer_name}.txt").write_text(text)
         (out / f"{peer_name}.txt").write_text(text)
-    return {"verses_every": every, "max_size": max_size, "vocab": len(keep) + 1,
+    return {"verses_every": every, "max_size": max_size, "limit": limit, "vocab": len(keep) + 1,
             "tokens": {s: sum(len(x) + 1 for x in lines) for s, lines in splits.items()}}
+
+
+def exported(out: Path, every: int, max_size: int | None, limit: int | None) -> dict:
+    """The corpus under ``out``, exported once: a rerun finds it with its ``corpus.json``."""
+    info_file = out / "corpus.json"
+    if info_file.is_file() and [(info := json.loads(info_file.read_text())).get(k) for k in
+                                ("verses_every", "max_size", "limit")] == [every, max_size, limit]:
+        return info
+    info = export_corpus(out, every, max_size, limit)
+    info_file.write_text(json.dumps(info) + "\n")
+    return info
+
+
+def describe(info: dict) -> str:
+    kept = (f"the exported training text's {info['max_size']:,} most frequent words, the rest `<unk>`"
+            if info["max_size"] else "every word of the exported training text")
+    every = "every verse" if info["verses_every"] == 1 else f"every {info['verses_every']}th verse"
+    return (f"KJV word level, {every} of each split, vocabulary {info['vocab']:,} "
+            f"({kept}), tokens {info['tokens']}")
 
 
 def run_ours(corpus: Path, out: Path, cell: str, impl: str, extra: list[str]) -> dict:
@@ -85,19 +118,44 @@ def read_ours(out: Path) -> dict:
 
 
 def run_peer(peer: Path, corpus: Path, out: Path, cell: str, env: dict | None = None) -> dict:
-    """The peer's main.py with its defaults and 1 epoch; tokens/s from its ms/batch lines."""
+    """The peer's main.py with its defaults and 1 epoch."""
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "main.py", "--data", str(corpus), "--model", cell.upper(), "--epochs", "1",
            "--log-interval", "20", "--save", str(out / "model.pt")]
     log = subprocess.run(cmd, cwd=peer, env={**ENV, **(env or {})}, check=True, capture_output=True, text=True).stdout
     (out / "log.txt").write_text(log)
+    return read_peer(out)
+
+
+def read_peer(out: Path) -> dict:
+    """tokens/s from the peer's ms/batch lines (its training loop without validation), its valid and test ppl."""
+    log = (out / "log.txt").read_text()
     batches, seconds, last = 0, 0.0, 0
     for done, ms in re.findall(r"\|\s*(\d+)/\s*\d+ batches \|.*?ms/batch\s+([\d.]+)", log):
         n = int(done) - last
         batches, seconds, last = batches + n, seconds + n * float(ms) / 1000, int(done)
+    if not batches:
+        raise ValueError(f"{out / 'log.txt'}: no ms/batch line; the peer logs every 20 batches, so a corpus needs 21")
     valid = float(re.search(r"end of epoch.*valid ppl\s+([\d.]+)", log).group(1))
     test = float(re.search(r"End of training.*test ppl\s+([\d.]+)", log).group(1))
     return {"tokens_per_second": batches * 35 * 20 / seconds, "valid_ppl": valid, "test_ppl": test}
+
+
+def run_arm(peer: Path, corpus: Path, out: Path, cell: str, who: str) -> dict:
+    """One run of an arm, or the finished one found in ``out`` (``run.json``: a rerun resumes)."""
+    done = out / "run.json"
+    if done.is_file():
+        timing = json.loads(done.read_text())
+        return {**(read_peer(out) if who.startswith("peer") else read_ours(out)), **timing}
+    load, started = os.getloadavg()[0], time.time()
+    if who.startswith("peer"):
+        result = run_peer(peer, corpus, out, cell, PEER_MALLOC if who == "peer+malloc" else None)
+    else:
+        impl, _, diag = who.partition("+")
+        result = run_ours(corpus, out, cell, impl, [f"diagnostics.every_n_steps={50 if diag else 0}"])
+    timing = {"load_before": round(load, 2), "seconds": round(time.time() - started, 1)}
+    done.write_text(json.dumps(timing) + "\n")
+    return {**result, **timing}
 
 
 def ablation(corpus: Path, work: Path) -> dict:
@@ -117,56 +175,88 @@ def ablation(corpus: Path, work: Path) -> dict:
     return {"rows": rows}
 
 
-def compare(corpus: Path, work: Path, peer: Path, rounds: int) -> dict:
-    arms = {f"{cell}/{who}": (cell, who) for cell in ("lstm", "gru")
-            for who in ARMS}
-    runs: dict[str, list[dict]] = {name: [] for name in arms}
-    for round_ in range(rounds):  # A B A B: every arm once per round, in the same order
-        for name, (cell, who) in arms.items():
-            out = work / f"{name.replace('/', '_')}_{round_}"
-            if who.startswith("peer"):
-                runs[name].append(run_peer(peer, corpus, out, cell, PEER_MALLOC if who == "peer+malloc" else None))
-            else:
-                impl, _, diag = who.partition("+")
-                runs[name].append(run_ours(corpus, out, cell, impl,
-                                           [f"diagnostics.every_n_steps={50 if diag else 0}"]))
-            print(name, round_, {k: v for k, v in runs[name][-1].items() if k != "fairness"}, flush=True)
-    return {"runs": runs}
+def compare(work: Path, peer: Path, rounds: int, corpora: dict) -> dict:
+    """Every arm of every corpus once per round, in the same order, both corpora in each round."""
+    result = {name: {"info": info, "runs": {f"{cell}/{who}": [] for cell, arms in CORPORA[name][2].items()
+                                            for who in arms}} for name, (info, _) in corpora.items()}
+    for round_ in range(rounds):
+        for name, (info, corpus) in corpora.items():
+            for arm, runs in result[name]["runs"].items():
+                cell, who = arm.split("/")
+                runs.append(run_arm(peer, corpus, work / name / f"{arm.replace('/', '_')}_{round_}", cell, who))
+                print(name, arm, round_, {k: v for k, v in runs[-1].items() if k != "fairness"}, flush=True)
+    return result
 
 
 PEER_NAMES = {"peer": "word_language_model", "peer+malloc": "word_language_model, our malloc thresholds"}
+TARGETS = (("lstm", "fused", 1.0), ("gru", "fused", 1.0), ("lstm", "unrolled", 0.9))  # ours / the plain peer
 
 
 def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def same_round(runs: list[dict], peer: list[dict]) -> list[float]:
+    """Each round's run over the peer's run of that round: the machine's state is shared within a round."""
+    return [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(runs, peer)]
+
+
+def spread(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.3f} ({min(ratios):.3f}–{max(ratios):.3f})" if ratios else "–"
+
+
+def target_lines(result: dict) -> list[str]:
+    lines = ["| corpus | target | ours / peer, each round | median | rounds at or above |", "|---|---|---|---:|---|"]
+    for name, corpus in result["corpora"].items():
+        for cell, who, target in TARGETS:
+            if f"{cell}/{who}" not in corpus["runs"]:
+                continue
+            ratios = same_round(corpus["runs"][f"{cell}/{who}"], corpus["runs"][f"{cell}/peer"])
+            verdict = f"{sum(r >= target for r in ratios)} of {len(ratios)} rounds"
+            lines.append(f"| {name} | {cell.upper()} {who} ≥ {target:.1f}× | {', '.join(f'{r:.3f}' for r in ratios)} "
+                         f"| {statistics.median(ratios):.3f} | {verdict} |")
+    return lines
+
+
+def arm_lines(corpus: dict) -> list[str]:
+    lines = [("| cell | run | tokens/s | ours / peer, same round: median (min–max) | ours / peer with our malloc "
+              "thresholds, same round | valid ppl | test ppl | load before, median | minutes a run |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    runs = corpus["runs"]
+    for arm, r in runs.items():
+        cell, who = arm.split("/")
+        peer_malloc = runs.get(f"{cell}/peer+malloc")
+        like = spread(same_round(r, peer_malloc)) if peer_malloc and not who.startswith("peer") else "–"
+        load = f"{median(r, 'load_before'):.2f}" if all("load_before" in x for x in r) else "–"
+        minutes = f"{median(r, 'seconds') / 60:.1f}" if all("seconds" in x for x in r) else "–"
+        lines.append(f"| {cell.upper()} | {PEER_NAMES.get(who, 'rnnlab ' + who)} | "
+                     f"{median(r, 'tokens_per_second'):,.0f} | {spread(same_round(r, runs[f'{cell}/peer']))} | "
+                     f"{like} | {median(r, 'valid_ppl'):.2f} | {median(r, 'test_ppl'):.2f} | {load} | {minutes} |")
+    return lines
+
+
 def write_compare(result: dict, path: Path) -> None:
-    runs, lines = result["runs"], []
-    lines += [f"# rnnlab beside word_language_model ({result['peer_commit'][:12]})", "",
-              (f"Corpus: {result['corpus']}. Setting: {' '.join(SETTING)}; one thread each "
-              f"(OMP_NUM_THREADS=1), {result['rounds']} alternated round(s). Load before/after: "
-              f"{result['load'][0]} / {result['load'][1]}. Medians over rounds; tokens/s is training tokens "
-              "over the training loop's wall time without validation (ours: `loop_tokens_per_second`; "
-              "the peer: its ms/batch lines)."), "",
-              ("| cell | run | tokens/s | ours / peer | same round, min–max | ours / peer with our malloc "
-              "thresholds, same round min–max | valid ppl | test ppl |"),
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for cell in ("lstm", "gru"):
-        peer, peer_malloc = runs[f"{cell}/peer"], runs.get(f"{cell}/peer+malloc")
-        for who in [a for a in ARMS if f"{cell}/{a}" in runs]:
-            r = runs[f"{cell}/{who}"]
-            ratio = median(r, "tokens_per_second") / median(peer, "tokens_per_second")
-            paired = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(r, peer)]  # run beside run
-            like = "–"  # the like-for-like figure: the peer under the same glibc thresholds as ours
-            if peer_malloc and not who.startswith("peer"):
-                same = [a["tokens_per_second"] / b["tokens_per_second"] for a, b in zip(r, peer_malloc)]
-                like = f"{min(same):.3f}–{max(same):.3f}"
-            lines.append(f"| {cell.upper()} | {PEER_NAMES.get(who, 'rnnlab ' + who)} | "
-                         f"{median(r, 'tokens_per_second'):,.0f} | {ratio:.3f} | "
-                         f"{min(paired):.3f}–{max(paired):.3f} | {like} | {median(r, 'valid_ppl'):.2f} | "
-                         f"{median(r, 'test_ppl'):.2f} |")
+    lines = [f"# rnnlab beside word_language_model ({result['peer_commit'][:12]})", "",
+             (f"Setting: {' '.join(SETTING)}; one thread each (OMP_NUM_THREADS=1); {result['rounds']} round(s), "
+              "each running every arm of both corpora once, in the same order. Load before/after: "
+              f"{result['load'][0]} / {result['load'][1]}; wall time {result['seconds'] / 60:.1f} min. Tokens/s is "
+              "training tokens over the training loop's wall time without validation (ours: "
+              "`loop_tokens_per_second`; the peer: its ms/batch lines), the median over rounds; every ratio is a "
+              "run over the peer's run of the same round (median and range of those, never a best-of)."), "",
+             "Targets (ours over the plain peer, same round):", "", *target_lines(result)]
+    for name, corpus in result["corpora"].items():
+        minutes = sum(r.get("seconds", 0) for runs in corpus["runs"].values() for r in runs) / 60
+        took = f"; {minutes:.1f} min of runs" if minutes else ""
+        lines += ["", f"## {name}: {describe(corpus['info'])}{took}", "", *arm_lines(corpus)]
     path.write_text("\n".join(lines) + "\n")
+
+
+def upgraded(result: dict) -> dict:
+    """A table file of the one-corpus layout (before both corpora ran in one script) in today's layout."""
+    if "corpora" in result:
+        return result
+    return {**result, "corpora": {"fifth": {"info": {**result["corpus_info"], "max_size": 5000},
+                                            "runs": result["runs"]}}}
 
 
 def write_ablation(result: dict, path: Path) -> None:
@@ -184,32 +274,36 @@ def main() -> None:
     parser.add_argument("--peer", type=Path, help="word_language_model's folder (its main.py)")
     parser.add_argument("--peer-commit", default="unknown", help="the pytorch/examples commit checked out there")
     parser.add_argument("--ablation", action="store_true", help="our defaults one change at a time instead")
-    parser.add_argument("--every", type=int, default=5, help="export every N-th verse (1 = all)")
-    parser.add_argument("--max-size", type=int, default=5000, help="vocabulary size, <unk> included")
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/wlm_compare"))
+    parser.add_argument("--corpora", nargs="+", choices=list(CORPORA), default=list(CORPORA))
+    parser.add_argument("--every", type=int, default=5, help="--ablation's corpus: every N-th verse (1 = all)")
+    parser.add_argument("--max-size", type=int, default=5000, help="--ablation's vocabulary size, <unk> included")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/wlm_compare"),
+                        help="runs and corpora; a finished run found here is reused (the same command resumes)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="where the .json and .md go")
     parser.add_argument("--table-only", action="store_true", help="rewrite wlm_compare.md from its .json")
+    parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)  # a smoke run: at most N verses a split
     args = parser.parse_args()
+    if args.limit and args.out == ROOT / "benchmarks":
+        parser.error("--limit is a smoke run: give --out, away from the committed tables")
     if args.table_only:
-        path = ROOT / "benchmarks" / "wlm_compare.md"
-        return write_compare(json.loads(path.with_suffix(".json").read_text()), path)
-    corpus = args.work / "corpus"
-    info = export_corpus(corpus, args.every, args.max_size)
-    what = (f"KJV word level, every {args.every}th verse of each split, vocabulary {info['vocab']} "
-            f"(the exported training text's most frequent words, the rest `<unk>`), tokens {info['tokens']}")
-    load = [os.getloadavg()[0]]
-    started = time.time()
+        path = args.out / "wlm_compare.md"
+        return write_compare(upgraded(json.loads(path.with_suffix(".json").read_text())), path)
+    load, started = [os.getloadavg()[0]], time.time()
     if args.ablation:
-        result = ablation(corpus, args.work)
+        info = export_corpus(args.work / "corpus", args.every, args.max_size)
+        result = {**ablation(args.work / "corpus", args.work), "corpus": describe(info), "corpus_info": info}
     else:
-        result = compare(corpus, args.work, args.peer.resolve(), args.rounds)
-        result.update(peer_commit=args.peer_commit, rounds=args.rounds)
+        corpora = {name: (exported(args.work / name / "corpus", *CORPORA[name][:2], args.limit),
+                          args.work / name / "corpus") for name in args.corpora}
+        result = {"corpora": compare(args.work, args.peer.resolve(), args.rounds, corpora),
+                  "peer_commit": args.peer_commit, "rounds": args.rounds}
     load.append(os.getloadavg()[0])
-    result.update(corpus=what, corpus_info=info, setting=SETTING, load=[round(x, 2) for x in load],
-                  seconds=round(time.time() - started))
+    result.update(setting=SETTING, load=[round(x, 2) for x in load], seconds=round(time.time() - started))
     name = "wlm_ablation" if args.ablation else "wlm_compare"
-    (ROOT / "benchmarks" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (write_ablation if args.ablation else write_compare)(result, ROOT / "benchmarks" / f"{name}.md")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (write_ablation if args.ablation else write_compare)(result, args.out / f"{name}.md")
 
 
 if __name__ == "__main__":
