@@ -132,16 +132,20 @@ def records_folder(sweep_dir: Path, publish: str) -> Path | None:
     return records
 
 
+def copy_record(run_dir: Path, target: Path) -> None:
+    """The run's :data:`RECORD_FILES` that exist, from ``run_dir`` into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, target / name)
+
+
 def save_records(sweep_dir: Path, records: Path) -> int:
     """Copy every run's :data:`RECORD_FILES` from ``sweep_dir`` to the same relative folder below ``records``
     (runs that wrote results.json, failed ones included: a failure is evidence too); returns how many runs."""
     saved = 0
     for results in sorted(sweep_dir.rglob("results.json")):
-        target = records / results.parent.relative_to(sweep_dir)
-        target.mkdir(parents=True, exist_ok=True)
-        for name in RECORD_FILES:
-            if (results.parent / name).is_file():
-                shutil.copy2(results.parent / name, target / name)
+        copy_record(results.parent, records / results.parent.relative_to(sweep_dir))
         saved += 1
     return saved
 
@@ -154,10 +158,7 @@ def restore_records(records: Path, sweep_dir: Path) -> int:
         target = sweep_dir / results.parent.relative_to(records)
         if (target / "results.json").exists():
             continue
-        target.mkdir(parents=True, exist_ok=True)
-        for name in RECORD_FILES:
-            if (results.parent / name).is_file():
-                shutil.copy2(results.parent / name, target / name)
+        copy_record(results.parent, target)
         restored += 1
     return restored
 
