@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 
@@ -167,6 +168,26 @@ def test_the_gru_lstm_bundle_runs_at_smoke_scale(tmp_path):
     assert len((tmp_path / "published" / "runs.csv").read_text().splitlines()) == 1 + 6
     table = (tmp_path / "published" / "lr_search.md").read_text()
     assert all(f"| chorales | {model} | " in table for model in ("rnn", "gru", "lstm"))  # divergence per cell
+    # a committed search is not run again by a later command (another clone, no search records): same rates
+    assert all(pick["overrides"][-1] == f"data.cache_dir={tmp_path / 'cache'}" for pick in chosen["chorales"].values())
+    shutil.rmtree(tmp_path / "published" / "records" / "lr_search")
+    again = run_bundle("claim_gru_lstm", tmp_path, "--tasks", "chorales", f"data.cache_dir={tmp_path / 'cache'}",
+                       sweep="elsewhere")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("from the committed search") == 3
+    assert not list((tmp_path / "elsewhere").glob("lr_search/*/results.json"))
+    assert json.loads((tmp_path / "published" / "lr_search.json").read_text()) == chosen
+
+
+def test_a_committed_search_is_reused_only_under_the_same_protocol_and_overrides():
+    published_search = bundle("claim_gru_lstm").published_search
+    protocol, overrides = {"draws": [0.001, 0.002], "tuning_seed": 1000}, ["data=polyphonic", "data.root='{jsb}'"]
+    earlier = {"protocol": protocol, "jsb": {"gru": {"lr": 0.002, "overrides": overrides}}}
+    assert published_search(earlier, protocol, "jsb", "gru", overrides)["lr"] == 0.002
+    assert published_search(earlier, {**protocol, "draws": [0.001]}, "jsb", "gru", overrides) is None
+    assert published_search(earlier, protocol, "jsb", "gru", [*overrides, "trainer.max_steps=10000"]) is None
+    assert published_search(earlier, protocol, "jsb", "lstm", overrides) is None
+    assert published_search(earlier, protocol, "kjv_char", "gru", overrides) is None
 
 
 @pytest.mark.slow
