@@ -39,9 +39,8 @@ from rnnlab.training.bundle import (
     log_uniform_draws,
     multirun,
     publish,
-    records_folder,
     report,
-    restore_records,
+    resume_from_records,
     save_records,
     search_table,
     search_trials,
@@ -149,11 +148,9 @@ def main(argv: list[str]) -> int:
                                  "tuning_seed": TUNING_SEED, "evidence_seeds": list(range(scale["seeds"])),
                                  "picked_by": "lowest validation NLL (metrics.val/loss) of the cell's trials"}}
     try:
-        records = records_folder(out, args.publish)  # committed beside the evidence: resumes anywhere
+        records = resume_from_records(out, args.publish)  # committed beside the evidence: resumes anywhere
     except ValueError as error:
         parser.error(str(error))
-    if records and (n := restore_records(records, out)):
-        print(f"{n} recorded runs restored into {out} (skip_completed finds them finished)", flush=True)
     published = Path(args.publish) / "lr_search.json"
     earlier = json.loads(published.read_text()) if records and published.is_file() else {}
     for task in tasks:
@@ -179,9 +176,8 @@ def main(argv: list[str]) -> int:
             plan.append(evidence)
             if records:
                 save_records(out, records)
-    if records:  # tasks not run by this command (another --tasks) keep their published search
-        if earlier.get("protocol") == chosen["protocol"]:
-            chosen = {**earlier, **chosen}
+    if earlier.get("protocol") == chosen["protocol"]:  # tasks not run by this command (another --tasks) keep theirs
+        chosen = {**earlier, **chosen}
     (out / "lr_search.json").write_text(json.dumps(chosen, indent=2) + "\n")
     (out / "lr_search.md").write_text(search_table(chosen))
     code = report(ROOT, out / "runs", min_runs=scale["seeds"] if args.scale == "smoke" else None)

@@ -32,9 +32,8 @@ from rnnlab.training.bundle import (
     git_commit,
     multirun,
     publish,
-    records_folder,
     report,
-    restore_records,
+    resume_from_records,
     save_records,
 )
 
@@ -123,11 +122,9 @@ def main(argv: list[str]) -> int:
             parser.error(f"--only: {unknown[0]!r} starts no multirun label here; they are {', '.join(plan)}")
         plan = {label: o for label, o in plan.items() if any(label.startswith(w) for w in wanted)}
     try:
-        records = records_folder(out, args.publish)  # committed beside the evidence: resumes anywhere
+        records = resume_from_records(out, args.publish)  # committed beside the evidence: resumes anywhere
     except ValueError as error:
         parser.error(str(error))
-    if records and (n := restore_records(records, out)):
-        print(f"{n} recorded runs restored into {out} (skip_completed finds them finished)", flush=True)
     for label, overrides in plan.items():
         multirun(ROOT, out, label, overrides, args.jobs)
         if records:

@@ -163,6 +163,15 @@ def restore_records(records: Path, sweep_dir: Path) -> int:
     return restored
 
 
+def resume_from_records(sweep_dir: Path, publish: str) -> Path | None:
+    """The records folder (:func:`records_folder`; ValueError as there), its runs first put back into
+    ``sweep_dir`` (:func:`restore_records`) so that ``skip_completed`` finds them finished."""
+    records = records_folder(sweep_dir, publish)
+    if records and (n := restore_records(records, sweep_dir)):
+        print(f"{n} recorded runs restored into {sweep_dir} (skip_completed finds them finished)", flush=True)
+    return records
+
+
 def report(root: Path, sweep_dir: Path, min_runs: int | None = None) -> int:
     """``python -m rnnlab.report <sweep_dir>``: report.md, verdicts.json and the figures into the sweep dir;
     ``min_runs`` overrides every claim's (smoke runs)."""
