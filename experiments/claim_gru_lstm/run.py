@@ -72,7 +72,8 @@ SCALES = {
     # 10 validations (1,000 updates) without improvement, the update cap per task. JSB at 5,000 (its search
     # took 63.2 min with the evidence, RUN.md of e571f8d); KJV characters at 10,000 (≈ 1.6 epochs of 700
     # characters an update: a 50K-parameter LM is still improving there, so its cap binds, said in the
-    # README). Music21's chorales (≈ 0.2 s an update, 6× JSB's) and the word-level LM are paper scale.
+    # README). Music21's chorales (one more command, --tasks chorales: about half JSB's time) did not fit the
+    # 120 minutes beside them; the word-level LM (2.65M parameters) is paper scale.
     "cpu": {"seeds": 5, "draws": 10, "tasks": ["jsb", "kjv_char"], "weight_noise": 0.075,
             "max_steps": {"jsb": 5000, "chorales": 5000, "kjv_char": 10000, "kjv_word": 10000},
             "extra": ["trainer.val_check_interval=100", "early_stopping.patience=10", "early_stopping.restore_best=true"]},
