@@ -64,7 +64,12 @@ def test_every_multirun_of_the_gru_lstm_bundle_composes(scale):
     module = bundle("claim_gru_lstm")
     for task, model in itertools.product(module.SCALES[scale]["tasks"], module.MODELS):
         overrides = module.task_overrides(task, model, scale, [], jsb="/tmp/jsb.pickle")
-        cfg = compose_config([*overrides, "optimizer.lr=0.000123", "seed=1000"], tiny=False)
+        searched = module.task_overrides(task, model, scale, [], jsb="/tmp/jsb.pickle", search=True)
+        search_cfg = compose_config([*searched, "optimizer.lr=0.000123", "seed=1000"], tiny=False)
+        cfg = compose_config([*overrides, "optimizer.lr=0.000123", "seed=0"], tiny=False)
+        # the search differs from the evidence in its update cap at most, never above the evidence's
+        assert {o for o in searched if "max_steps" not in o} == {o for o in overrides if "max_steps" not in o}
+        assert search_cfg.trainer.max_steps <= cfg.trainer.max_steps == module.SCALES[scale]["max_steps"][task]
         assert cfg.optimizer._target_ == "torch.optim.RMSprop" and cfg.trainer.gradient_clip_val == 1.0
         assert cfg.early_stopping.monitor == "val/loss" and cfg.early_stopping.patience > 0
         assert cfg.bundle_task == task
