@@ -12,7 +12,7 @@ import json
 from rnnlab.report.claims import select  # the same selection as the claims'
 from rnnlab.report.runs import Run
 from rnnlab.report.stats import summarise
-from rnnlab.report.tables import significant
+from rnnlab.report.tables import mean_interval
 
 REQUIRED = ("source", "by", "metric", "values")
 
@@ -44,14 +44,6 @@ def compare(entry: dict, runs: list[Run]) -> list[dict]:
     return rows
 
 
-def _ours(stats: dict) -> str:
-    if not stats.get("n"):
-        return "no ok run"
-    low, high = stats["ci95"]
-    ci = f", 95 % CI [{significant(low)}, {significant(high)}]" if low is not None else ""
-    return f"{significant(stats['mean'])} ± {significant(stats['std'], 2)}{ci} (n = {stats['n']})"
-
-
 def literature_section(runs: list[Run], problems: list[str]) -> list[str]:
     """report.md's "Beside the literature" section (empty when the experiment declares no entry)."""
     lines = []
@@ -61,5 +53,5 @@ def literature_section(runs: list[Run], problems: list[str]) -> list[str]:
                   f"| {entry['by']} | ours | theirs | ours − theirs |", "|---|---|---|---|"]
         for row in compare(entry, runs):
             diff = "–" if row["difference"] is None else f"{row['difference']:+.3g}"
-            lines.append(f"| {row['by']} | {_ours(row['ours'])} | {row['theirs']} | {diff} |")
+            lines.append(f"| {row['by']} | {mean_interval(row['ours'], 'no ok run')} | {row['theirs']} | {diff} |")
     return ["", "## Beside the literature", *lines] if lines else []

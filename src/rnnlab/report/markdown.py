@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnlab.report.aggregate import Group
-from rnnlab.report.tables import data_heading, group_table, significant
+from rnnlab.report.tables import data_heading, group_table, mean_interval, significant
 
 
 def _num(value) -> str:
@@ -17,14 +17,6 @@ def _num(value) -> str:
 
 def _labels(labels: dict) -> str:
     return ", ".join(f"{'' if k == 'model.name' else k + '='}{v}" for k, v in labels.items())
-
-
-def _interval(stats: dict) -> str:
-    if not stats.get("n"):
-        return "no ok run with the metric"
-    low, high = stats["ci95"]
-    ci = f", 95 % CI [{_num(low)}, {_num(high)}]" if low is not None else ""
-    return f"{_num(stats['mean'])} ± {_num(stats['std'])}{ci} (n = {stats['n']})"
 
 
 def _bound_text(numbers: dict) -> str:
@@ -52,7 +44,7 @@ def decided_by(verdict: dict) -> str:
             outcome = f" → {g['verdict']}"
             parts.append(f"{_labels(g['group'])}: {counted}{others}{outcome}")
         return f"{numbers['test']}: " + "; ".join(parts)
-    parts = [f"{name}: {_interval(stats)}" for name, stats in numbers["groups"].items()]
+    parts = [f"{name}: {mean_interval(stats, 'no ok run with the metric')}" for name, stats in numbers["groups"].items()]
     if verdict["kind"] == "order" and "pairs" in numbers:
         parts += [f"{p['lower']} < {p['upper']}: means {'ascend' if p['means_ascend'] else 'do not ascend'}, "
                   f"CIs {'apart' if p['cis_apart'] else 'overlap'}" for p in numbers["pairs"]]

@@ -35,6 +35,16 @@ def mean_std(summary: Summary | None, scale: float = 1.0, exact_int: bool = Fals
     return text if summary.std == 0 else f"{text} ± {significant(summary.std * scale, 2)}"
 
 
+def mean_interval(stats: dict, empty: str) -> str:
+    """A summary as JSON holds it ({n, mean, std, ci95}): "mean ± sd, 95 % CI [low, high] (n = …)";
+    ``empty`` when it has no run."""
+    if not stats.get("n"):
+        return empty
+    low, high = stats["ci95"]
+    ci = f", 95 % CI [{significant(low)}, {significant(high)}]" if low is not None else ""
+    return f"{significant(stats['mean'])} ± {significant(stats['std'], 2)}{ci} (n = {stats['n']})"
+
+
 @dataclass(frozen=True)
 class Column:
     """A column: its header, and the text of one group's cell."""
