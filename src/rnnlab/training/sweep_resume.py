@@ -4,7 +4,9 @@ Rerun the sweep's command with ``hydra.sweep.dir=<its directory> skip_completed=
 directory holds a ``results.json`` with status ``ok`` or ``diverged`` (a finding, which a rerun repeats)
 and a ``config.yaml`` equal to this job's config is not trained again; ``failed`` runs, runs killed
 before they wrote results, and runs whose config changed are trained again. A key added to the configs
-since a run was recorded (:data:`ADDED_KEYS`) counts as the value it had before it existed.
+since a run was recorded (:data:`ADDED_KEYS`) counts as the value it had before it existed; values the build
+settles (a hidden size from ``model.param_budget``, an embedding size from pretrained vectors) are compared
+through the keys that settle them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ ADDED_KEYS = {"data.every": 1}
 
 def _comparable(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in IGNORED_KEYS}
+
+
+def _without_settled_keys(config: dict, current: dict) -> dict:
+    """``config`` without the values the build settles after this check and writes into the saved config:
+    ``model.hidden_size`` when ``model.param_budget`` sets it, ``embeddings.dim`` (and its alias
+    ``model.embedding_dim``) when pretrained vectors decide it. Both follow from the rest of the config."""
+    config = {**config, "model": dict(config.get("model") or {}), "embeddings": dict(config.get("embeddings") or {})}
+    if (current.get("model") or {}).get("param_budget") is not None:
+        config["model"].pop("hidden_size", None)
+    if (current.get("embeddings") or {}).get("source") == "pretrained":
+        config["embeddings"].pop("dim", None)
+        config["model"].pop("embedding_dim", None)
+    return config
 
 
 def _with_added_keys(saved: dict, current: dict) -> dict:
@@ -58,7 +73,8 @@ def completed_results(cfg: DictConfig, output_dir: str | Path) -> dict | None:
         log.info("%s: previous run %s, training again", output_dir, results.get("status"))
         return None
     current = OmegaConf.to_container(cfg, resolve=True)
-    if _comparable(_with_added_keys(saved, current)) != _comparable(current):
+    saved = _without_settled_keys(_with_added_keys(saved, current), current)
+    if _comparable(saved) != _comparable(_without_settled_keys(current, current)):
         log.info("%s: config changed since the finished run, training again", output_dir)
         return None
     log.info("%s: already %s, skipped (skip_completed=true)", output_dir, results["status"])
