@@ -74,8 +74,9 @@ SCALES = {
     # 10,000, because at 5,000 the GRU and the tanh RNN were still improving in every seed (e571f8d's
     # runs); its search stays at 5,000 (the committed one, 63.2 min with that evidence): the rate is picked
     # on the first 5,000 updates, the same for every cell. KJV characters at 10,000, search and evidence
-    # (≈ 1.6 epochs of 700 characters an update: a 50K-parameter LM is still improving there, so its cap
-    # binds, said in the README). Music21's chorales (one more command, --tasks chorales: about half JSB's time) did not fit the
+    # (≈ 1.9 epochs of 700 characters an update: half the runs are still improving there, said in the
+    # README). Measured: 135.7 min of run time for both tasks' 60 runs at 2 jobs, + JSB's search ≈ 110 min
+    # of wall time. Music21's chorales (--tasks chorales: about half JSB's time an update) did not fit the
     # 120 minutes beside them; the word-level LM (2.65M parameters) is paper scale.
     "cpu": {"seeds": 5, "draws": 10, "tasks": ["jsb", "kjv_char"], "weight_noise": 0.075,
             "max_steps": {"jsb": 10000, "chorales": 5000, "kjv_char": 10000, "kjv_word": 10000},
