@@ -225,6 +225,23 @@ def test_publishing_removes_evidence_that_this_report_did_not_write(tmp_path):
     assert table.splitlines()[-1] == "| jsb | rnn | 0.00152 | 8.612 | 10 | 8 | 2 | 0 | 0.20 |"
 
 
+def test_a_command_for_other_tasks_writes_its_own_run_file_with_its_tasks_time(tmp_path):
+    from rnnlab.training.bundle import publish
+
+    out, folder = tmp_path / "out", tmp_path / "published"
+    for name, seconds in (("lr_search/jsb_gru_0_lr=1", 100.0), ("runs/jsb_gru_0_seed=0", 200.0),
+                          ("runs/chorales_gru_0_seed=0", 30.0), ("runs/kjv_char_rnn_0_seed=0", 5.0)):
+        (out / name).mkdir(parents=True)
+        (out / name / "results.json").write_text(json.dumps({"status": "ok", "wall_seconds": seconds}))
+    (out / "runs" / "report.md").write_text("# Report\n")
+    publish(out / "runs", folder, ["python", "run.py"], 1.0, [["seed=0"]], "abc", "cpu", all_runs=out)
+    publish(out / "runs", folder, ["python", "run.py", "--tasks", "chorales"], 1.0, [["seed=0"]], "abc", "cpu",
+            all_runs=out, run_file="RUN_chorales.md", prefixes=("chorales_",))
+    assert "run time: 4 runs, 5.6 min in all" in (folder / "RUN.md").read_text()
+    chorales = (folder / "RUN_chorales.md").read_text()
+    assert "run time: 1 runs, 0.5 min in all" in chorales and "--tasks chorales" in chorales
+
+
 def test_records_restore_into_a_fresh_sweep_and_never_overwrite_a_run_there(tmp_path):
     from rnnlab.training.bundle import restore_records, save_records
 

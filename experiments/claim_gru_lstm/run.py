@@ -194,8 +194,10 @@ def main(argv: list[str]) -> int:
     (out / "lr_search.md").write_text(search_table(chosen))
     code = report(ROOT, out / "runs", min_runs=scale["seeds"] if args.scale == "smoke" else None)
     if args.publish != "none":
+        # the scale's own tasks write RUN.md; another --tasks its own file (RUN_chorales.md), its tasks' time
+        run_file = "RUN.md" if tasks == scale["tasks"] else f"RUN_{'_'.join(tasks)}.md"
         publish(out / "runs", Path(args.publish), ["python", *sys.argv], time.perf_counter() - started, plan,
-                commit, args.scale, all_runs=out)
+                commit, args.scale, all_runs=out, run_file=run_file, prefixes=tuple(f"{t}_" for t in tasks))
         (Path(args.publish) / "lr_search.json").write_text(json.dumps(chosen, indent=2) + "\n")
         (Path(args.publish) / "lr_search.md").write_text(search_table(chosen))
     return code

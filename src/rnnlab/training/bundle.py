@@ -188,20 +188,23 @@ def git_commit(root: Path) -> str:
     return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
 
-def runs_seconds(sweep_dir: Path) -> tuple[int, float]:
-    """(runs, their ``wall_seconds`` summed) below ``sweep_dir``: the CPU time the evidence took, whichever
-    session trained each run."""
-    seconds = [json.loads(p.read_text()).get("wall_seconds") or 0.0 for p in sweep_dir.rglob("results.json")]
+def runs_seconds(sweep_dir: Path, prefixes: tuple[str, ...] = ("",)) -> tuple[int, float]:
+    """(runs, their ``wall_seconds`` summed) below ``sweep_dir`` whose run directory's name starts with one of
+    ``prefixes`` (a command's tasks): the CPU time the evidence took, whichever session trained each run."""
+    seconds = [json.loads(p.read_text()).get("wall_seconds") or 0.0 for p in sweep_dir.rglob("results.json")
+               if p.parent.name.startswith(prefixes)]
     return len(seconds), float(sum(seconds))
 
 
 def publish(sweep_dir: Path, folder: Path, command: list[str], wall_seconds: float, sweeps: list[list[str]],
-            commit: str, scale: str, all_runs: Path | None = None) -> None:
-    """Copy the report's files from the sweep dir into ``folder`` and write ``folder/RUN.md``. A published file
-    this report did not write (a figure of a task no longer run) is removed: the folder shows one run's evidence.
-    ``all_runs`` (default the sweep dir) holds every run the bundle trained, searches included: RUN.md sums
-    their own wall times."""
-    n_runs, seconds = runs_seconds(all_runs or sweep_dir)
+            commit: str, scale: str, all_runs: Path | None = None, run_file: str = "RUN.md",
+            prefixes: tuple[str, ...] = ("",)) -> None:
+    """Copy the report's files from the sweep dir into ``folder`` and write ``folder/<run_file>``. A published
+    file this report did not write (a figure of a task no longer run) is removed: the folder shows one run's
+    evidence. ``all_runs`` (default the sweep dir) holds every run the bundle trained, searches included: the
+    run file sums the own wall times of those whose directory starts with one of ``prefixes`` (this command's
+    tasks), so a command that adds a task keeps its own file and the scale's RUN.md keeps its time."""
+    n_runs, seconds = runs_seconds(all_runs or sweep_dir, prefixes)
     folder.mkdir(parents=True, exist_ok=True)
     for pattern in PUBLISHED:
         fresh = {path.name for path in sweep_dir.glob(pattern)}
@@ -224,4 +227,4 @@ def publish(sweep_dir: Path, folder: Path, command: list[str], wall_seconds: flo
              "directories named `<label>_<job>_<swept keys>`, `hydra/launcher=packed` unless `--jobs 1`,",
              "`skip_completed=true threads=1 progress_bar=false`):", ""]
     lines += [f"- `python run.py -m {shlex.join(s)}`" for s in sweeps]
-    (folder / "RUN.md").write_text("\n".join(lines) + "\n")
+    (folder / run_file).write_text("\n".join(lines) + "\n")
