@@ -70,6 +70,34 @@ def test_lstm_forget_bias_is_set_once():
     torch.testing.assert_close(cell.gate_weights()["b_f"], torch.ones(H))
 
 
+def test_chrono_init_spreads_the_keep_gates_time_scales_up_to_t_max():
+    T = 100
+    torch.manual_seed(0)
+    lstm = LSTMCell(I, 64, chrono_t_max=T)
+    b = lstm.gate_weights()
+    assert torch.all(b["b_f"] >= 0.0) and torch.all(b["b_f"] <= torch.log(torch.tensor(T - 1.0)))
+    assert b["b_f"].std() > 0.5  # spread over the units, not one value
+    torch.testing.assert_close(b["b_i"], -b["b_f"])
+    torch.manual_seed(0)
+    plain = GRUCell(I, 64)
+    torch.manual_seed(0)
+    chrono = GRUCell(I, 64, chrono_t_max=T)
+    w, w0 = chrono.gate_weights(), plain.gate_weights()
+    assert torch.all(w["b_z"] >= 0.0) and torch.all(w["b_z"] <= torch.log(torch.tensor(T - 1.0)))
+    torch.testing.assert_close(w["b_r"], w0["b_r"])  # the reset gate and the candidate keep the default draw
+    torch.testing.assert_close(w["b_h"], w0["b_h"])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"chrono_t_max": 2}, "model.cell.chrono_t_max must be a number > 2"),
+    ({"chrono_t_max": "100"}, "model.cell.chrono_t_max must be a number > 2"),
+    ({"chrono_t_max": 100, "forget_bias": 1.0}, "leave model.cell.forget_bias at 0.0"),
+])
+def test_chrono_init_rejects_a_bad_value_naming_the_key(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LSTMCell(I, H, **kwargs)
+
+
 @pytest.mark.parametrize("cell_type, gates", [(GRUCell, {"r", "z", "h_tilde"}),
                                               (LSTMCell, {"i", "f", "o", "c_tilde"})])
 def test_gates_recorded_only_on_request(cell_type, gates):

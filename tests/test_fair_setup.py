@@ -159,6 +159,22 @@ def test_results_record_the_fairness_defaults(make_config, tmp_path):
     assert fair["forget_bias"] == make_config(["model=lstm"]).model.cell.forget_bias
 
 
+@pytest.mark.parametrize("cell, block", [("lstm", 1), ("gru", 1)])  # torch's order: (i, f, c, o), (r, z, h)
+def test_chrono_init_reaches_the_fused_kernel_and_the_results(make_config, tmp_path, cell, block):
+    from rnnlab.data.base import DataSpec
+
+    root = write_corpus(tmp_path / "corpus")
+    cfg = make_config([*lm_overrides(root), f"model={cell}", "model.impl=auto", "model.cell.chrono_t_max=50",
+                       "trainer.max_steps=2"])
+    model = instantiate(cfg.model, spec=DataSpec(**LM_SPEC), embedding_dim=8, hidden_size=16)
+    H, kernel = 16, model.recurrent.fused_module()
+    keep = (kernel.bias_ih_l0 + kernel.bias_hh_l0)[block * H:(block + 1) * H]
+    assert keep.min() >= 0.0 and keep.max() <= torch.log(torch.tensor(49.0)) and keep.std() > 0.3
+    results = train(cfg)
+    assert results["status"] == "ok", results.get("traceback")
+    assert results["fairness"]["chrono_t_max"] == 50
+
+
 def test_deterministic_runs_do_not_fill_every_fresh_buffer(make_config):
     """trainer.deterministic=true picks deterministic algorithms; torch's NaN-filling of fresh buffers under
     that flag is turned off (it cost a few % of a language model's step, and our kernels write what they

@@ -27,6 +27,23 @@ sigmoid_grad = torch.ops.aten.sigmoid_backward
 relu_grad = torch.ops.aten.threshold_backward  # (grad, out, 0)
 
 
+def check_chrono_t_max(t_max: float | None, key: str = "model.cell.chrono_t_max") -> None:
+    """A chrono T_max is None or a number > 2 (U(1, T_max − 1) must not be empty); the error names ``key``."""
+    if t_max is not None and (isinstance(t_max, bool) or not isinstance(t_max, (int, float)) or t_max <= 2):
+        raise ValueError(f"{key} must be a number > 2 (the longest dependency, in steps; e.g. the task's T) "
+                         f"or null, got {t_max!r}")
+
+
+def chrono_bias(hidden_size: int, t_max: float | None) -> Tensor | None:
+    """Tallec & Ollivier 2018's chrono initialisation of a keep-gate bias: b ~ log U(1, T_max − 1) per unit,
+    so unit j's memory starts with a characteristic time of 1 … T_max − 1 steps (σ(b) = 1 − 1/U). None when
+    ``t_max`` is None (and no random number is drawn)."""
+    if t_max is None:
+        return None
+    check_chrono_t_max(t_max)
+    return torch.empty(hidden_size).uniform_(1.0, float(t_max) - 1.0).log_()
+
+
 def rows(x: Tensor) -> Tensor:
     """(T, B, K) -> (T·B, K): every step's rows, for a weight gradient summed over all steps in one matmul."""
     return x.reshape(-1, x.shape[-1])

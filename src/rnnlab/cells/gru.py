@@ -23,20 +23,45 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from rnnlab.cells.base import RecurrentCell, State, rows, sigmoid_grad, step_masks, tanh_grad
+from rnnlab.cells.base import (
+    RecurrentCell,
+    State,
+    check_chrono_t_max,
+    chrono_bias,
+    rows,
+    sigmoid_grad,
+    step_masks,
+    tanh_grad,
+)
 
 
 class GRUCell(RecurrentCell):
-    """GRU step. Fused counterpart: ``torch.nn.GRU`` (reset-after variant only)."""
+    """GRU step. Fused counterpart: ``torch.nn.GRU`` (reset-after variant only).
+
+    ``chrono_t_max`` (default None; Tallec & Ollivier 2018's chrono initialisation): b_z ~ log U(1, T_max − 1)
+    per unit. Of the three blocks only the update gate sets how long h is kept (z_t multiplies h_{t-1}, so
+    its bias is +log U, where the LSTM's forget bias is; 1 − z_t writes, so the LSTM's b_i = −b_f holds by
+    construction); b_r and b_h keep the default draw, since r_t only chooses what h̃_t sees.
+    """
 
     gate_names = ("r", "z", "h")
     fused = nn.GRU
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 reset_after: bool | None = None) -> None:
+                 reset_after: bool | None = None, chrono_t_max: float | None = None) -> None:
         self._reset_after_requested = reset_after
         self.reset_after = bool(reset_after)
+        self.chrono_t_max = chrono_t_max
+        check_chrono_t_max(chrono_t_max)  # before anything is built
         super().__init__(input_size, hidden_size, bias)
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.bias and (b_z := chrono_bias(self.hidden_size, self.chrono_t_max)) is not None:
+            H = self.hidden_size
+            with torch.no_grad():
+                self.bias_ih[H:2 * H].copy_(b_z)  # torch's block order (r, z, h)
+                self.bias_hh[H:2 * H].zero_()
 
     def prepare_for_fused(self) -> None:
         if self._reset_after_requested is False:
@@ -76,7 +101,7 @@ class GRUCell(RecurrentCell):
         return out, (h,)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, reset_after={self.reset_after}"
+        return f"{super().extra_repr()}, reset_after={self.reset_after}, chrono_t_max={self.chrono_t_max}"
 
 
 class _GRUScan(torch.autograd.Function):

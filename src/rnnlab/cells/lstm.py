@@ -17,7 +17,16 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from rnnlab.cells.base import RecurrentCell, State, rows, sigmoid_grad, step_masks, tanh_grad
+from rnnlab.cells.base import (
+    RecurrentCell,
+    State,
+    check_chrono_t_max,
+    chrono_bias,
+    rows,
+    sigmoid_grad,
+    step_masks,
+    tanh_grad,
+)
 
 
 class LSTMCell(RecurrentCell):
@@ -30,14 +39,24 @@ class LSTMCell(RecurrentCell):
     benchmarks/fair_defaults.md it left the language models behind word_language_model's. torch.nn.LSTM
     has two bias vectors; only the input-side one gets ``forget_bias`` (the hidden-side forget block is
     zeroed), otherwise the effective bias would double.
+
+    ``chrono_t_max`` (default None; Tallec & Ollivier 2018's chrono initialisation) instead draws
+    b_f ~ log U(1, T_max − 1) per unit and sets b_i = −b_f: the cell state forgets on time scales spread
+    up to T_max steps, and writes as much less; T_max is the longest dependency (the task's T).
     """
 
     gate_names = ("i", "f", "c", "o")
     state_names = ("h", "c")
     fused = nn.LSTM
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float = 0.0) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, forget_bias: float = 0.0,
+                 chrono_t_max: float | None = None) -> None:
         self.forget_bias = float(forget_bias)
+        self.chrono_t_max = chrono_t_max
+        check_chrono_t_max(chrono_t_max)  # before anything is built
+        if chrono_t_max is not None and self.forget_bias != 0.0:
+            raise ValueError(f"model.cell.chrono_t_max={chrono_t_max} draws the forget bias itself; leave "
+                             f"model.cell.forget_bias at 0.0 (got {forget_bias}) or set chrono_t_max=null")
         super().__init__(input_size, hidden_size, bias)
 
     def reset_parameters(self) -> None:
@@ -47,6 +66,10 @@ class LSTMCell(RecurrentCell):
             with torch.no_grad():
                 self.bias_ih[H:2 * H].fill_(self.forget_bias)
                 self.bias_hh[H:2 * H].zero_()
+                if (b_f := chrono_bias(H, self.chrono_t_max)) is not None:
+                    self.bias_ih[H:2 * H].copy_(b_f)
+                    self.bias_ih[:H].copy_(-b_f)  # b_i = −b_f
+                    self.bias_hh[:H].zero_()
 
     def step(self, x_proj: Tensor, state: State) -> tuple[Tensor, State]:
         h_prev, c_prev = state
@@ -70,7 +93,7 @@ class LSTMCell(RecurrentCell):
         return out, (h, c)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, forget_bias={self.forget_bias}"
+        return f"{super().extra_repr()}, forget_bias={self.forget_bias}, chrono_t_max={self.chrono_t_max}"
 
 
 class _LSTMScan(torch.autograd.Function):

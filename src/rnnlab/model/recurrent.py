@@ -70,6 +70,7 @@ class RecurrentLayer(nn.Module):
         self._cell_factory = cell
         self.cell_type = type(cells[0])
         self.forget_bias = getattr(cells[0], "forget_bias", None)  # LSTM's b_f init, for results.json
+        self.chrono_t_max = getattr(cells[0], "chrono_t_max", None)  # gated cells' chrono init, results.json
         self.state_names = cells[0].state_names
         self.observer: Observer | None = None
         self.step_loop = not scan  # True: always loop cell.step, even where cell.scan would run

@@ -107,7 +107,8 @@ class SequenceModel(nn.Module):
                 "head_init": (f"U(-{self.init_range}, {self.init_range}), bias 0" if self.head_init == "uniform"
                               else "torch nn.Linear default"),
                 "dropout": self.recurrent.dropout_p, "dropout_placement": self.dropout_placement,
-                "forget_bias": self.recurrent.forget_bias, "cell": cell.__name__,
+                "forget_bias": self.recurrent.forget_bias, "chrono_t_max": self.recurrent.chrono_t_max,
+                "cell": cell.__name__,
                 "gru_variant": gru_variant(self.recurrent),
                 "auto_train_path": paths_by_device(cell, H) if self.recurrent.impl == "auto" else None}
 

@@ -26,7 +26,8 @@ from rnnlab.report.runs import MISSING, Run
 from rnnlab.report.solving import updates_to_solve
 
 FIXED = ("run", "group", "model", "data", "task", "data.seq_len", "seed", "status", "optimizer._target_",
-         "optimizer.lr", "model.hidden_size", "model.param_budget", "model.cell.forget_bias", "weight_noise.sigma",
+         "optimizer.lr", "model.hidden_size", "model.param_budget", "model.cell.forget_bias", "model.cell.chrono_t_max",
+         "weight_noise.sigma",
          "trainer.max_steps", "trainer.gradient_clip_val", "bundle_task", "params", "baseline_loss", "steps",
          "updates_to_solve", "solved", "metrics.val/loss", "metrics.test/loss", "metrics.test/acc",
          "metrics.test/ppl", "gradients.init_slope_log10_per_step", "gradients.slope_log10_per_step",

@@ -25,7 +25,7 @@ IGNORED_KEYS = ("skip_completed", "progress_bar", "threads", "output_dir")
 
 # keys added to the configs after runs were recorded, each with the value that reproduces the behaviour before
 # it existed: a finished run whose config lacks the key counts as having run at that value (and only that)
-ADDED_KEYS = {"data.every": 1}
+ADDED_KEYS = {"data.every": 1, "model.cell.chrono_t_max": None}
 
 
 def _comparable(config: dict) -> dict:
