@@ -78,10 +78,13 @@ SCALES = {
     # README). Measured: 135.7 min of run time for both tasks' 60 runs at 2 jobs, + JSB's search ≈ 110 min
     # of wall time. Music21's chorales (--tasks chorales: about half JSB's time an update) did not fit the
     # 120 minutes beside them; like JSB, its search at 5,000 and its evidence at 10,000 (at 5,000 the tanh
-    # and LSTM runs all reached the cap: b0ebfdc). The word-level LM (2.65M parameters) is paper scale.
+    # and LSTM runs all reached the cap: b0ebfdc). The word-level LM (--tasks kjv_word, 2.65M parameters,
+    # ≈ 0.15 s an update on one core, 247 updates an epoch): its search at 2,500 updates (≈ 10 epochs; a
+    # trial at the lowest draws would otherwise run 10,000 updates, 25 min, before losing), its evidence to
+    # early stopping under 10,000 (≈ 40 epochs, word_language_model's default); ≈ 3 h at 2 jobs.
     "cpu": {"seeds": 5, "draws": 10, "tasks": ["jsb", "kjv_char"], "weight_noise": 0.075,
             "max_steps": {"jsb": 10000, "chorales": 10000, "kjv_char": 10000, "kjv_word": 10000},
-            "search_max_steps": {"jsb": 5000, "chorales": 5000},
+            "search_max_steps": {"jsb": 5000, "chorales": 5000, "kjv_word": 2500},
             "extra": ["trainer.val_check_interval=100", "early_stopping.patience=10", "early_stopping.restore_best=true"]},
     # Chung et al. 2014 trained to convergence with early stopping: a GPU (add trainer=gpu)
     "paper": {"seeds": 5, "draws": 10, "tasks": list(TASKS), "weight_noise": 0.075,
