@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -150,15 +151,17 @@ def lightning_share(corpus: Path, work: Path, cell: str = "lstm", impl: str = "f
     """One run.py epoch on ``corpus`` under SimpleProfiler: of the batch loop's seconds, the share outside the
     model's forward + loss (training_step) and backward (Lightning's loop, clipping, the optimiser, hooks)."""
     out = work / f"profile_{cell}_{impl}"
+    shutil.rmtree(out, ignore_errors=True)  # SimpleProfiler appends to its file: one run's report only
     profiler = f"+trainer.profiler={{_target_:lightning.pytorch.profilers.SimpleProfiler,dirpath:{out},filename:simple}}"
     subprocess.run([sys.executable, str(ROOT / "run.py"), "data=ptb", f"data.root={corpus}", f"model={cell}",
                     f"model.impl={impl}", *SETTING, *QUIET, "diagnostics.every_n_steps=0", profiler,
                     f"output_dir={out}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    totals = {}
+    totals: dict[str, float] = {}
     for line in (out / "fit-simple.txt").read_text().splitlines():
         if m := PROFILE_ROW.match(line.replace("\t", "")):
-            totals[re.sub(r"\{.*\}", "", m.group(1))] = totals.get(re.sub(r"\{.*\}", "", m.group(1)), 0.0) + float(m.group(4))
+            name = re.sub(r"\{.*\}", "", m.group(1))  # a callback's repr with its settings: its class name
+            totals[name] = totals.get(name, 0.0) + float(m.group(4))
     batch = totals["run_training_batch"]
     model = totals["[Strategy]SingleDeviceStrategy.training_step"] + totals["[Strategy]SingleDeviceStrategy.backward"]
     steps = json.loads((out / "results.json").read_text())["steps"]
@@ -184,7 +187,7 @@ def write_table(result: dict, path: Path) -> None:
                          f"{r['plain_ms']:.1f} | {r['ratio_median']:.3f} ({r['ratio_q1']:.3f}–{r['ratio_q3']:.3f}) |")
     if profile := result.get("profile"):
         lines += ["", (f"Lightning's part ({profile['cell'].upper()} {profile['impl']}, one run.py epoch of "
-                       f"{profile['steps']} updates under SimpleProfiler, corpus `{profile['corpus']}`): "
+                       f"{profile['steps']} updates under SimpleProfiler, corpus {Path(profile['corpus']).name}): "
                        f"{100 * profile['outside_share']:.1f} % of the batch loop's time "
                        f"({profile['outside_ms_per_update']:.2f} ms an update) is outside the model's forward, "
                        "loss and backward: Lightning's loop and hooks, our callbacks and checkpoints, and the gradient "
