@@ -15,7 +15,8 @@ same vocabulary, and their perplexities compare directly.
     python benchmarks/wlm_compare.py --table-only        # rewrite the .md from the .json
     python benchmarks/wlm_compare.py --ablation          # our defaults, one change at a time
 
-A finished run is kept in ``--work`` and reused, so the same command resumes an interrupted comparison. The
+A finished run is kept in ``--work`` and reused, so the same command resumes an interrupted comparison; a
+round with a run of ours older than the last commit to src/ runs again, whole. The
 peer's code is run from its own checkout (``--peer``); nothing of it is copied here.
 """
 
@@ -25,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -175,12 +177,34 @@ def ablation(corpus: Path, work: Path) -> dict:
     return {"rows": rows}
 
 
+def last_source_change() -> float:
+    """When the code our runs execute last changed: the newest commit touching src/ (seconds since the epoch)."""
+    out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", "src"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    return float(out or 0)
+
+
+def stale_round(dirs: list[Path], changed: float) -> list[Path]:
+    """Our finished runs of one round made before the code last changed (run.json older than that commit):
+    reused, they would time older code. The whole round is then run again, the peer's runs too, so that
+    every ratio stays a run over the peer's run of the same round."""
+    return [d for d in dirs if not d.name.split("_")[1].startswith("peer") and (d / "run.json").is_file()
+            and (d / "run.json").stat().st_mtime < changed]
+
+
 def compare(work: Path, peer: Path, rounds: int, corpora: dict) -> dict:
     """Every arm of every corpus once per round, in the same order, both corpora in each round."""
     result = {name: {"info": info, "runs": {f"{cell}/{who}": [] for cell, arms in CORPORA[name][2].items()
                                             for who in arms}} for name, (info, _) in corpora.items()}
+    changed = last_source_change()
     for round_ in range(rounds):
         for name, (info, corpus) in corpora.items():
+            dirs = [work / name / f"{arm.replace('/', '_')}_{round_}" for arm in result[name]["runs"]]
+            if stale := stale_round(dirs, changed):
+                print(f"{name} round {round_}: {', '.join(d.name for d in stale)} predate the last change to "
+                      f"src/; the round runs again", flush=True)
+                for d in dirs:
+                    shutil.rmtree(d, ignore_errors=True)
             for arm, runs in result[name]["runs"].items():
                 cell, who = arm.split("/")
                 runs.append(run_arm(peer, corpus, work / name / f"{arm.replace('/', '_')}_{round_}", cell, who))

@@ -2,6 +2,7 @@
 the peer's run of the same round, both corpora go into one table, and a finished run is reused, not rerun."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -44,3 +45,31 @@ def test_a_finished_run_is_reused(tmp_path):
     # no peer and no corpus: running anything would fail
     run = wlm_compare.run_arm(Path("/nonexistent"), Path("/nonexistent"), out, "lstm", "fused")
     assert run["tokens_per_second"] == 5.0 and run["seconds"] == 12.0 and run["load_before"] == 0.5
+
+
+def test_a_round_with_a_run_older_than_the_code_runs_again_whole(tmp_path, monkeypatch):
+    """Round 0's fused LSTM predates the last change to src/: every run of round 0 (the peer's too, for the
+    same-round ratio) is removed and run again; round 1, made after it, is kept."""
+    work, changed = tmp_path / "work", 1_000_000.0
+    arms = [f"{cell}_{who}" for cell, whos in wlm_compare.CORPORA["full"][2].items() for who in whos]
+    for round_, made in ((0, changed - 10), (1, changed + 10)):
+        for arm in arms:
+            out = work / "full" / f"{arm}_{round_}"
+            out.mkdir(parents=True)
+            (out / "run.json").write_text("{}")
+            os.utime(out / "run.json", (made, made))
+    os.utime(work / "full" / "lstm_peer_0" / "run.json", (changed + 10, changed + 10))  # the peer's age is moot
+    assert [d.name for d in wlm_compare.stale_round(sorted((work / "full").glob("*_0")), changed)] == \
+        ["gru_fused_0", "lstm_fused_0", "lstm_unrolled_0"]
+    ran = []
+
+    def fake_run_arm(peer, corpus, out, cell, who):
+        ran.append(out.name)
+        return made_up([100.0])[0]
+
+    monkeypatch.setattr(wlm_compare, "run_arm", fake_run_arm)
+    monkeypatch.setattr(wlm_compare, "last_source_change", lambda: changed)
+    wlm_compare.compare(work, tmp_path, 2, {"full": ({}, tmp_path)})
+    assert not any((work / "full" / f"{arm}_0").exists() for arm in arms)  # removed, then "run" by the fake
+    assert all((work / "full" / f"{arm}_1" / "run.json").is_file() for arm in arms)
+    assert ran == [f"{arm}_{r}" for r in (0, 1) for arm in arms]
