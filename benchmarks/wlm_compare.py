@@ -199,15 +199,15 @@ def compare(work: Path, peer: Path, rounds: int, corpora: dict) -> dict:
     changed = last_source_change()
     for round_ in range(rounds):
         for name, (info, corpus) in corpora.items():
-            dirs = [work / name / f"{arm.replace('/', '_')}_{round_}" for arm in result[name]["runs"]]
-            if stale := stale_round(dirs, changed):
+            outs = {arm: work / name / f"{arm.replace('/', '_')}_{round_}" for arm in result[name]["runs"]}
+            if stale := stale_round(list(outs.values()), changed):
                 print(f"{name} round {round_}: {', '.join(d.name for d in stale)} predate the last change to "
                       f"src/; the round runs again", flush=True)
-                for d in dirs:
-                    shutil.rmtree(d, ignore_errors=True)
+                for out in outs.values():
+                    shutil.rmtree(out, ignore_errors=True)
             for arm, runs in result[name]["runs"].items():
                 cell, who = arm.split("/")
-                runs.append(run_arm(peer, corpus, work / name / f"{arm.replace('/', '_')}_{round_}", cell, who))
+                runs.append(run_arm(peer, corpus, outs[arm], cell, who))
                 print(name, arm, round_, {k: v for k, v in runs[-1].items() if k != "fairness"}, flush=True)
     return result
 

@@ -77,13 +77,13 @@ SCALES = {
     # epochs of 700 characters an update; the committed one), the evidence under 30,000 (≈ 5.7 epochs),
     # because at 10,000 9 of its 15 runs were still improving (0.01–0.03 nats per 1,000 updates: 2377924's
     # runs; under 30,000 every one stopped on patience). Measured: 132.1 min of run time for both tasks' 60
-    # runs at 2 jobs, + JSB's search ≈ 110 min of wall time. Music21's chorales (--tasks chorales: about half JSB's time an update) did not fit the
-    # 120 minutes beside them; like JSB, its search at 5,000 and its evidence at 10,000 (at 5,000 the tanh
+    # runs at 2 jobs, + JSB's search ≈ 110 min of wall time. Music21's chorales (--tasks chorales: about
+    # half JSB's time an update) did not fit the 120 minutes beside them; like JSB, its search at 5,000 and its evidence at 10,000 (at 5,000 the tanh
     # and LSTM runs all reached the cap: b0ebfdc). The word-level LM (--tasks kjv_word, 2.65M parameters,
     # ≈ 0.15 s an update on one core, 247 updates an epoch): its search at 2,500 updates (≈ 10 epochs; a
     # trial at the lowest draws would otherwise run 10,000 updates, 25 min, before losing), its evidence to
-    # early stopping under 10,000 (≈ 40 epochs, word_language_model's default); 367.7 min of run time, ≥ 184 min
-    # of wall time at 2 jobs (RUN_kjv_word.md).
+    # early stopping under 10,000 (≈ 40 epochs, word_language_model's default); 367.7 min of run time,
+    # ≥ 184 min of wall time at 2 jobs (RUN_kjv_word.md).
     "cpu": {"seeds": 5, "draws": 10, "tasks": ["jsb", "kjv_char"], "weight_noise": 0.075,
             "max_steps": {"jsb": 10000, "chorales": 10000, "kjv_char": 30000, "kjv_word": 10000},
             "search_max_steps": {"jsb": 5000, "chorales": 5000, "kjv_char": 10000, "kjv_word": 2500},
