@@ -188,6 +188,12 @@ def test_runs_csv_recomputes_every_verdict(sweep, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("HOLDS           o:")
     assert done.stdout.splitlines()[1].startswith("INCONCLUSIVE    c:")
+    as_json = subprocess.run([sys.executable, "-m", "rnnlab.report.runs_table", str(path), str(experiment), "--json"],
+                             capture_output=True, text=True, cwd=ROOT, check=True, timeout=120)
+    close = {v["id"]: v for v in json.loads(as_json.stdout)}["c"]
+    direct = evaluate({"select": {}, "min_runs": 5, "min_fraction": 0.8, "relative_to": None, **claims[1]}, runs)
+    assert close["verdict"] == "INCONCLUSIVE"
+    assert close["numbers"]["difference_ci95"] == pytest.approx(direct["numbers"]["difference_ci95"])
 
 
 def test_the_report_puts_our_numbers_beside_the_papers(sweep, tmp_path):

@@ -8,7 +8,7 @@ solved and status. Empty cell: not measured.
     python -m rnnlab.report.runs_table experiments/claim_vanishing/runs.csv conf/experiment/claim_vanishing.yaml
 
 re-evaluates the experiment's claims from the file alone and prints the verdicts (the report's, when the
-file and the claims are the published ones).
+file and the claims are the published ones); ``--json`` prints them with their numbers.
 """
 
 from __future__ import annotations
@@ -116,13 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("csv", type=Path)
     parser.add_argument("experiment", type=Path, help="the experiment's YAML (its claims: list)")
     parser.add_argument("--min-runs", type=int, help="override every claim's min_runs (smoke runs)")
+    parser.add_argument("--json", action="store_true",
+                        help="print each verdict with its numbers as JSON (the report's verdicts.json entries)")
     args = parser.parse_args(argv)
     runs = read_runs_csv(args.csv)
     claims = (yaml.safe_load(args.experiment.read_text()) or {}).get("claims") or []
     holder = Run(args.csv, {}, {"claims": claims})
     problems: list[str] = []
-    for claim in collect_claims([holder], problems):
-        verdict = evaluate(claim, runs, args.min_runs)
+    verdicts = [evaluate(claim, runs, args.min_runs) for claim in collect_claims([holder], problems)]
+    if args.json:
+        print(json.dumps(verdicts, indent=2, default=str))
+    for verdict in [] if args.json else verdicts:
         print(f"{verdict['verdict']:<15} {verdict['id']}: {verdict['text']}")
     for line in problems:
         print(f"runs_table: {line}", file=sys.stderr)
