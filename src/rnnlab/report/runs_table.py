@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = [evaluate(claim, runs, args.min_runs) for claim in collect_claims([holder], problems)]
     if args.json:
         print(json.dumps(verdicts, indent=2, default=str))
-    for verdict in [] if args.json else verdicts:
-        print(f"{verdict['verdict']:<15} {verdict['id']}: {verdict['text']}")
+    else:
+        for verdict in verdicts:
+            print(f"{verdict['verdict']:<15} {verdict['id']}: {verdict['text']}")
     for line in problems:
         print(f"runs_table: {line}", file=sys.stderr)
     return 1 if problems else 0
